@@ -1,0 +1,6 @@
+//! Checkers: pure functions over what was observed, each able to fail and
+//! saying why.
+
+pub mod placement;
+pub mod quorum;
+pub mod storage;

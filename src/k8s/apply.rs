@@ -1,0 +1,255 @@
+//! Manifests: reading multi-document YAML from a fixture folder and applying
+//! it server-side, kind by kind, through API discovery.
+
+use super::FIELD_MANAGER;
+use anyhow::{Context, Result, anyhow, bail};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiCapabilities, ApiResource, Scope, pinned_kind};
+use kube::{Client, ResourceExt};
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// One object of a manifest, with the file it came from.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub file: PathBuf,
+    pub object: DynamicObject,
+}
+
+/// Reads every `*.yaml`/`*.yml` file of `dir` in name order.
+pub fn read_dir(dir: &Path) -> Result<Vec<Manifest>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read fixture folder {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "yml")
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("fixture folder {} holds no .yaml files", dir.display());
+    }
+    let mut manifests = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        for object in
+            parse(&text).with_context(|| format!("invalid manifest {}", file.display()))?
+        {
+            manifests.push(Manifest {
+                file: file.clone(),
+                object,
+            });
+        }
+    }
+    Ok(manifests)
+}
+
+/// Parses multi-document YAML the way kubectl reads it: `0644` is octal.
+/// Going through JSON values avoids serde's flatten limits on DynamicObject.
+pub fn parse(text: &str) -> Result<Vec<DynamicObject>> {
+    let options = serde_saphyr::options! { legacy_octal_numbers: true };
+    let values: Vec<Value> =
+        serde_saphyr::from_str_multiple_with_options(text, options).map_err(|e| anyhow!("{e}"))?;
+    values
+        .into_iter()
+        .filter(|value| !value.is_null())
+        .enumerate()
+        .map(|(index, value)| {
+            let object: DynamicObject = serde_json::from_value(value)
+                .with_context(|| format!("document {} is not a Kubernetes object", index + 1))?;
+            if object.types.is_none() || object.metadata.name.is_none() {
+                bail!(
+                    "document {} lacks apiVersion, kind or metadata.name",
+                    index + 1
+                );
+            }
+            Ok(object)
+        })
+        .collect()
+}
+
+/// Every container image the manifests name, for loading into the cluster.
+pub fn images(manifests: &[Manifest]) -> BTreeSet<String> {
+    fn walk(value: &Value, in_containers: bool, found: &mut BTreeSet<String>) {
+        match value {
+            Value::Object(map) => {
+                if in_containers && let Some(Value::String(image)) = map.get("image") {
+                    found.insert(image.clone());
+                }
+                for (key, child) in map {
+                    walk(child, key == "containers" || key == "initContainers", found);
+                }
+            }
+            Value::Array(items) => items
+                .iter()
+                .for_each(|item| walk(item, in_containers, found)),
+            _ => {}
+        }
+    }
+    let mut found = BTreeSet::new();
+    for manifest in manifests {
+        walk(&manifest.object.data, false, &mut found);
+    }
+    found
+}
+
+/// Resolves kinds through discovery once per kind.
+pub struct Applier {
+    client: Client,
+    namespace: String,
+    kinds: HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)>,
+}
+
+impl Applier {
+    pub fn new(client: Client, namespace: &str) -> Self {
+        Applier {
+            client,
+            namespace: namespace.to_string(),
+            kinds: HashMap::new(),
+        }
+    }
+
+    async fn api_for(&mut self, object: &DynamicObject) -> Result<(Api<DynamicObject>, Scope)> {
+        let types = object
+            .types
+            .as_ref()
+            .ok_or_else(|| anyhow!("object without apiVersion/kind"))?;
+        let gvk = GroupVersionKind::try_from(types)?;
+        if !self.kinds.contains_key(&gvk) {
+            let resolved = pinned_kind(&self.client, &gvk).await.with_context(|| {
+                format!(
+                    "the cluster does not serve {}/{}",
+                    types.api_version, types.kind
+                )
+            })?;
+            self.kinds.insert(gvk.clone(), resolved);
+        }
+        let (resource, capabilities) = &self.kinds[&gvk];
+        let api = match capabilities.scope {
+            Scope::Namespaced => {
+                Api::namespaced_with(self.client.clone(), &self.namespace, resource)
+            }
+            Scope::Cluster => Api::all_with(self.client.clone(), resource),
+        };
+        Ok((api, capabilities.scope.clone()))
+    }
+
+    /// Server-side applies every manifest into the namespace, in order.
+    pub async fn apply(&mut self, manifests: &[Manifest]) -> Result<()> {
+        for manifest in manifests {
+            let mut object = manifest.object.clone();
+            let (api, scope) = self.api_for(&object).await?;
+            if matches!(scope, Scope::Namespaced) {
+                object.metadata.namespace = Some(self.namespace.clone());
+            }
+            let name = object.name_any();
+            api.patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&object),
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "applying {} {name} from {}",
+                    kind_of(&object),
+                    manifest.file.display()
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the cluster-scoped objects among the manifests (namespaced ones
+    /// go with their namespace).
+    pub async fn delete_cluster_scoped(&mut self, manifests: &[Manifest]) -> Result<()> {
+        for manifest in manifests {
+            let (api, scope) = self.api_for(&manifest.object).await?;
+            if matches!(scope, Scope::Cluster) {
+                let name = manifest.object.name_any();
+                match api.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(status)) if status.code == 404 => {}
+                    Err(error) => {
+                        return Err(error).with_context(|| {
+                            format!("deleting {} {name}", kind_of(&manifest.object))
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn kind_of(object: &DynamicObject) -> &str {
+    object
+        .types
+        .as_ref()
+        .map_or("object", |types| types.kind.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATEFULSET: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: zk-hs}
+spec: {clusterIP: None, ports: [{port: 2888}]}
+---
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: zk}
+spec:
+  template:
+    spec:
+      initContainers: [{name: init, image: busybox:1}]
+      containers:
+        - name: zookeeper
+          image: stateproof/zookeeper:3.8
+          volumeMounts: [{name: conf, mountPath: /conf}]
+      volumes: [{name: conf, configMap: {name: zk, defaultMode: 0644}}]
+"#;
+
+    #[test]
+    fn parses_multiple_documents_and_skips_empty_ones() {
+        let objects = parse(STATEFULSET).unwrap();
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects[1].types.as_ref().unwrap().kind, "StatefulSet");
+    }
+
+    #[test]
+    fn reads_octal_modes_as_kubectl_does() {
+        let objects = parse(STATEFULSET).unwrap();
+        let mode =
+            &objects[1].data["spec"]["template"]["spec"]["volumes"][0]["configMap"]["defaultMode"];
+        assert_eq!(mode.as_i64(), Some(0o644));
+    }
+
+    #[test]
+    fn collects_container_and_init_container_images() {
+        let manifests: Vec<Manifest> = parse(STATEFULSET)
+            .unwrap()
+            .into_iter()
+            .map(|object| Manifest {
+                file: "x.yaml".into(),
+                object,
+            })
+            .collect();
+        let found: Vec<String> = images(&manifests).into_iter().collect();
+        assert_eq!(found, ["busybox:1", "stateproof/zookeeper:3.8"]);
+    }
+
+    #[test]
+    fn a_document_without_a_kind_is_rejected() {
+        let error = parse("metadata: {name: x}\n").unwrap_err();
+        assert!(format!("{error:#}").contains("document 1"), "{error:#}");
+    }
+}

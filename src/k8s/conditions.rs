@@ -1,0 +1,157 @@
+//! Conditions on Kubernetes objects, as pure functions of the object. Each
+//! returns `Ok(())` when the condition holds, or what is still missing.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+
+/// A StatefulSet's rollout is complete: the controller has seen the current
+/// spec, every replica is ready and runs the current revision.
+pub fn statefulset_rolled_out(set: &StatefulSet) -> Result<(), String> {
+    let desired = set
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.replicas)
+        .unwrap_or(1);
+    let generation = set.metadata.generation.unwrap_or(0);
+    let Some(status) = set.status.as_ref() else {
+        return Err("no status yet".into());
+    };
+    if status.observed_generation.unwrap_or(0) < generation {
+        return Err(format!("generation {generation} not yet observed"));
+    }
+    let ready = status.ready_replicas.unwrap_or(0);
+    let updated = status.updated_replicas.unwrap_or(0);
+    if ready != desired || status.replicas != desired || updated != desired {
+        return Err(format!(
+            "{ready}/{desired} ready, {updated}/{desired} updated, {} exist",
+            status.replicas
+        ));
+    }
+    if status.current_revision != status.update_revision {
+        return Err(format!(
+            "revision {:?} still rolling to {:?}",
+            status.current_revision, status.update_revision
+        ));
+    }
+    Ok(())
+}
+
+pub fn pod_ready(pod: &Pod) -> Result<(), String> {
+    let conditions = pod
+        .status
+        .as_ref()
+        .and_then(|status| status.conditions.as_ref());
+    let ready = conditions.and_then(|all| all.iter().find(|condition| condition.type_ == "Ready"));
+    match ready {
+        Some(condition) if condition.status == "True" => Ok(()),
+        Some(condition) => Err(format!(
+            "not Ready: {}",
+            condition.message.clone().unwrap_or_default()
+        )),
+        None => Err(format!(
+            "phase {}",
+            pod.status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default()
+        )),
+    }
+}
+
+/// The node's Ready condition status ("True", "False" or "Unknown").
+pub fn node_ready_status(node: &Node) -> String {
+    node.status
+        .as_ref()
+        .and_then(|status| status.conditions.as_ref())
+        .and_then(|all| all.iter().find(|condition| condition.type_ == "Ready"))
+        .map_or_else(
+            || "Unknown".to_string(),
+            |condition| condition.status.clone(),
+        )
+}
+
+/// Restarts of the named container, 0 when it has not started yet.
+pub fn restart_count(pod: &Pod, container: &str) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|status| status.container_statuses.as_ref())
+        .and_then(|all| all.iter().find(|status| status.name == container))
+        .map_or(0, |status| status.restart_count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statefulset(json: serde_json::Value) -> StatefulSet {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn a_complete_rollout_holds() {
+        let set = statefulset(serde_json::json!({
+            "metadata": {"name": "zk", "generation": 2},
+            "spec": {"replicas": 3, "selector": {}, "template": {}, "serviceName": "zk-hs"},
+            "status": {"observedGeneration": 2, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3,
+                       "currentRevision": "zk-1", "updateRevision": "zk-1"}
+        }));
+        assert_eq!(statefulset_rolled_out(&set), Ok(()));
+    }
+
+    #[test]
+    fn an_unobserved_generation_does_not_hold_even_if_all_are_ready() {
+        let set = statefulset(serde_json::json!({
+            "metadata": {"name": "zk", "generation": 3},
+            "spec": {"replicas": 3, "selector": {}, "template": {}, "serviceName": "zk-hs"},
+            "status": {"observedGeneration": 2, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3,
+                       "currentRevision": "zk-1", "updateRevision": "zk-1"}
+        }));
+        assert!(
+            statefulset_rolled_out(&set)
+                .unwrap_err()
+                .contains("not yet observed")
+        );
+    }
+
+    #[test]
+    fn a_revision_still_rolling_does_not_hold() {
+        let set = statefulset(serde_json::json!({
+            "metadata": {"name": "zk", "generation": 2},
+            "spec": {"replicas": 3, "selector": {}, "template": {}, "serviceName": "zk-hs"},
+            "status": {"observedGeneration": 2, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3,
+                       "currentRevision": "zk-1", "updateRevision": "zk-2"}
+        }));
+        assert!(
+            statefulset_rolled_out(&set)
+                .unwrap_err()
+                .contains("still rolling")
+        );
+    }
+
+    #[test]
+    fn missing_ready_replicas_are_reported() {
+        let set = statefulset(serde_json::json!({
+            "metadata": {"name": "zk", "generation": 1},
+            "spec": {"replicas": 3, "selector": {}, "template": {}, "serviceName": "zk-hs"},
+            "status": {"observedGeneration": 1, "replicas": 3, "readyReplicas": 2, "updatedReplicas": 3}
+        }));
+        assert_eq!(
+            statefulset_rolled_out(&set).unwrap_err(),
+            "2/3 ready, 3/3 updated, 3 exist"
+        );
+    }
+
+    #[test]
+    fn restart_count_reads_the_named_container() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "zk-0"},
+            "status": {"containerStatuses": [
+                {"name": "sidecar", "restartCount": 7, "image": "x", "imageID": "", "ready": true},
+                {"name": "zookeeper", "restartCount": 2, "image": "x", "imageID": "", "ready": true}
+            ]}
+        }))
+        .unwrap();
+        assert_eq!(restart_count(&pod, "zookeeper"), 2);
+        assert_eq!(restart_count(&pod, "absent"), 0);
+    }
+}

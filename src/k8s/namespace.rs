@@ -1,0 +1,112 @@
+//! The namespace of a suite: created labelled with the run, deleted at the
+//! end, and reaped by a later run when the run that made it is gone.
+
+use super::{MANAGED_BY, RUN_LABEL};
+use crate::wait::{self, Probe};
+use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use kube::{Client, ResourceExt};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const OWNER_ANNOTATION: &str = "stateproof.io/owner";
+
+/// This process, as `host:pid`, so that leftovers of a dead run can be told
+/// from the namespaces of a run still going on.
+pub fn owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}:{}", host.trim(), std::process::id())
+}
+
+pub async fn create(client: &Client, name: &str, run: &str) -> Result<()> {
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            labels: Some(BTreeMap::from([
+                (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+                (RUN_LABEL.to_string(), run.to_string()),
+            ])),
+            annotations: Some(BTreeMap::from([(OWNER_ANNOTATION.to_string(), owner())])),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .with_context(|| format!("creating namespace {name}"))?;
+    Ok(())
+}
+
+/// Deletes the namespace and waits until it is gone.
+pub async fn delete(client: &Client, name: &str, timeout: Duration) -> Result<()> {
+    let api = Api::<Namespace>::all(client.clone());
+    match api.delete(name, &DeleteParams::foreground()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(response)) if response.code == 404 => return Ok(()),
+        Err(error) => return Err(error).with_context(|| format!("deleting namespace {name}")),
+    }
+    wait::until(
+        &format!("namespace {name} to be deleted"),
+        timeout,
+        || async {
+            Ok(match api.get_opt(name).await? {
+                None => Probe::Done(()),
+                Some(namespace) => Probe::Pending(format!(
+                    "phase {:?}",
+                    namespace.status.and_then(|s| s.phase)
+                )),
+            })
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Namespaces left by stateproof runs on this host whose process is gone.
+pub async fn orphans(client: &Client) -> Result<Vec<String>> {
+    let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
+    let list = Api::<Namespace>::all(client.clone())
+        .list(&ListParams::default().labels(&selector))
+        .await?;
+    let host = owner().split(':').next().unwrap_or_default().to_string();
+    Ok(list
+        .items
+        .iter()
+        .filter(|namespace| namespace.metadata.deletion_timestamp.is_none())
+        .filter(|namespace| {
+            let owner = namespace
+                .annotations()
+                .get(OWNER_ANNOTATION)
+                .cloned()
+                .unwrap_or_default();
+            is_orphan(&owner, &host, |pid| {
+                std::path::Path::new(&format!("/proc/{pid}")).exists()
+            })
+        })
+        .map(|namespace| namespace.name_any())
+        .collect())
+}
+
+/// A namespace is orphaned when its owner ran on this host and is no longer
+/// alive; namespaces of other hosts are never touched.
+fn is_orphan(owner: &str, host: &str, alive: impl Fn(u32) -> bool) -> bool {
+    match owner.split_once(':') {
+        Some((owner_host, pid)) if owner_host == host => pid.parse().is_ok_and(|pid| !alive(pid)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_orphan;
+
+    #[test]
+    fn only_dead_owners_on_this_host_are_orphans() {
+        assert!(is_orphan("vm:42", "vm", |_| false));
+        assert!(!is_orphan("vm:42", "vm", |_| true));
+        assert!(!is_orphan("other:42", "vm", |_| false));
+        assert!(!is_orphan("", "vm", |_| false));
+    }
+}

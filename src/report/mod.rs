@@ -1,0 +1,30 @@
+//! Reporting: test results, the one JUnit writer, diagnostics of failures
+//! and the closing summary.
+
+pub mod diagnostics;
+pub mod junit;
+pub mod summary;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    Failed(String),
+    Skipped(String),
+}
+
+/// One test's result, as the report shows it.
+#[derive(Debug, Clone)]
+pub struct TestResult {
+    /// The suite's name; one JUnit testsuite per suite file.
+    pub suite: String,
+    pub suite_file: PathBuf,
+    pub test: String,
+    pub outcome: Outcome,
+    pub duration: Duration,
+    /// Of `duration`, the time spent waiting on the cluster.
+    pub waited: Duration,
+    pub diagnostics: Option<PathBuf>,
+}

@@ -1,0 +1,422 @@
+//! The e2e harness behind `cargo test --test e2e` and the `stateproof`
+//! binary: standard libtest flags, one trial per test of every suite file.
+
+use super::env::{Readiness, SuiteEnv};
+use super::schedule::ClusterGate;
+use super::steps::TestRun;
+use crate::cluster::Cluster;
+use crate::k8s::namespace;
+use crate::report::{Outcome, TestResult, diagnostics, junit, summary};
+use crate::settings::{ClusterChoice, Settings};
+use crate::suite::{self, LoadError, LoadedSuite};
+use crate::wait;
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::runtime::Runtime;
+use tokio::sync::OnceCell;
+
+/// A suite's environment once its first test has asked for it.
+enum EnvState {
+    Ready(Box<SuiteEnv>),
+    Unavailable(String),
+    Failed(String),
+}
+
+struct SuiteSlot {
+    loaded: LoadedSuite,
+    env: tokio::sync::Mutex<Option<EnvState>>,
+}
+
+/// A cluster brought up on first use, or why it could not be.
+type ClusterCell = OnceCell<Result<Arc<Cluster>, String>>;
+
+struct Shared {
+    settings: Settings,
+    run: String,
+    runtime: Runtime,
+    clusters: Mutex<HashMap<String, Arc<ClusterCell>>>,
+    suites: Vec<SuiteSlot>,
+    gate: ClusterGate,
+    results: Mutex<Vec<TestResult>>,
+    running: Mutex<HashMap<String, (String, PathBuf, Instant)>>,
+    namespaces: Mutex<Vec<(Arc<Cluster>, String)>>,
+}
+
+pub fn main() -> ! {
+    let args = Arguments::from_args();
+    // kube uses rustls; pin the process-wide provider before any TLS use.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let settings = Settings::from_env();
+    let run = run_id();
+    let (suites, load_errors) = discover(&settings);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let shared = Arc::new(Shared {
+        settings,
+        run,
+        runtime,
+        clusters: Mutex::default(),
+        suites: suites
+            .into_iter()
+            .map(|loaded| SuiteSlot {
+                loaded,
+                env: tokio::sync::Mutex::new(None),
+            })
+            .collect(),
+        gate: ClusterGate::default(),
+        results: Mutex::default(),
+        running: Mutex::default(),
+        namespaces: Mutex::default(),
+    });
+    let mut trials = load_error_trials(&shared, load_errors);
+    trials.extend(test_trials(&shared));
+    let unmatched_filter = unmatched_filter(&args, &trials);
+    if args.list {
+        libtest_mimic::run(&args, trials).exit();
+    }
+    watch_for_interrupt(&shared);
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Some(filter) = &unmatched_filter {
+        record(
+            &shared,
+            TestResult {
+                suite: "stateproof".into(),
+                suite_file: shared.settings.suites_dir.clone(),
+                test: "select".into(),
+                outcome: Outcome::Failed(format!(
+                    "no test matches '{filter}'; `cargo test --test e2e -- --list` shows them"
+                )),
+                duration: Duration::ZERO,
+                waited: Duration::ZERO,
+                diagnostics: None,
+            },
+        );
+        eprintln!("stateproof: no test matches '{filter}'");
+    }
+    finish(&shared);
+    if unmatched_filter.is_some() {
+        std::process::exit(101);
+    }
+    conclusion.exit()
+}
+
+fn run_id() -> String {
+    format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+        std::process::id()
+    )
+}
+
+fn discover(settings: &Settings) -> (Vec<LoadedSuite>, Vec<LoadError>) {
+    let files = match suite::discover(settings) {
+        Ok(files) => files,
+        Err(error) => return (Vec::new(), vec![error]),
+    };
+    let (mut loaded, mut errors) = (Vec::new(), Vec::new());
+    for file in files {
+        match suite::load(&file, settings) {
+            Ok(suite) => loaded.push(suite),
+            Err(error) => errors.push(error),
+        }
+    }
+    (loaded, errors)
+}
+
+/// A suite file that cannot be used is a failing trial named after it, so
+/// the run fails, the report says why, and the other suites still run.
+fn load_error_trials(shared: &Arc<Shared>, errors: Vec<LoadError>) -> Vec<Trial> {
+    errors
+        .into_iter()
+        .map(|error| {
+            let stem = error
+                .file
+                .file_stem()
+                .map_or("suites".into(), |s| s.to_string_lossy().into_owned());
+            let shared = shared.clone();
+            Trial::test(format!("{stem}::load"), move || {
+                let message = error.to_string();
+                record(
+                    &shared,
+                    TestResult {
+                        suite: stem.clone(),
+                        suite_file: error.file.clone(),
+                        test: "load".into(),
+                        outcome: Outcome::Failed(message.clone()),
+                        duration: Duration::ZERO,
+                        waited: Duration::ZERO,
+                        diagnostics: None,
+                    },
+                );
+                Err(Failed::from(message))
+            })
+        })
+        .collect()
+}
+
+fn test_trials(shared: &Arc<Shared>) -> Vec<Trial> {
+    let mut trials = Vec::new();
+    for (suite_index, slot) in shared.suites.iter().enumerate() {
+        for (test_index, test) in slot.loaded.suite.tests.iter().enumerate() {
+            let shared = shared.clone();
+            let name = format!("{}::{}", slot.loaded.suite.name, test.name);
+            trials.push(Trial::ignorable_test(name, move || {
+                run_trial(&shared, suite_index, test_index)
+            }));
+        }
+    }
+    trials
+}
+
+fn unmatched_filter(args: &Arguments, trials: &[Trial]) -> Option<String> {
+    let filter = args.filter.clone()?;
+    trials
+        .iter()
+        .all(|trial| args.is_filtered_out(trial))
+        .then_some(filter)
+}
+
+fn run_trial(
+    shared: &Arc<Shared>,
+    suite_index: usize,
+    test_index: usize,
+) -> Result<Completion, Failed> {
+    let slot = &shared.suites[suite_index];
+    let spec = &slot.loaded.suite.tests[test_index];
+    let label = format!("{}::{}", slot.loaded.suite.name, spec.name);
+    shared.running.lock().unwrap().insert(
+        label.clone(),
+        (
+            slot.loaded.suite.name.clone(),
+            slot.loaded.file.clone(),
+            Instant::now(),
+        ),
+    );
+    let started = Instant::now();
+    let (outcome, waited) = shared.runtime.block_on(wait::measured(async {
+        let _pass = shared.gate.enter(spec.disrupts).await;
+        let mut env = slot.env.lock().await;
+        if env.is_none() {
+            *env = Some(setup(shared, &slot.loaded).await);
+        }
+        match env.as_ref().expect("set above") {
+            EnvState::Unavailable(reason) => (Outcome::Skipped(reason.clone()), None),
+            EnvState::Failed(why) => (Outcome::Failed(format!("suite setup failed: {why}")), None),
+            EnvState::Ready(env) => execute(shared, env, spec).await,
+        }
+    }));
+    shared.running.lock().unwrap().remove(&label);
+    let (outcome, diagnostics) = outcome;
+    record(
+        shared,
+        TestResult {
+            suite: slot.loaded.suite.name.clone(),
+            suite_file: slot.loaded.file.clone(),
+            test: spec.name.clone(),
+            outcome: outcome.clone(),
+            duration: started.elapsed(),
+            waited,
+            diagnostics,
+        },
+    );
+    match outcome {
+        Outcome::Passed => Ok(Completion::Completed),
+        Outcome::Skipped(reason) => Ok(Completion::ignored_with(reason)),
+        Outcome::Failed(message) => Err(Failed::from(message)),
+    }
+}
+
+async fn setup(shared: &Shared, loaded: &LoadedSuite) -> EnvState {
+    let cluster = match cluster_for(shared, &loaded.suite.cluster).await {
+        Ok(cluster) => cluster,
+        Err(why) => return EnvState::Failed(why),
+    };
+    match SuiteEnv::setup(loaded, &shared.settings, cluster.clone(), &shared.run).await {
+        Ok(Readiness::Ready(env)) => {
+            shared
+                .namespaces
+                .lock()
+                .unwrap()
+                .push((cluster, env.namespace.clone()));
+            EnvState::Ready(env)
+        }
+        Ok(Readiness::Unavailable(reason)) => EnvState::Unavailable(reason),
+        Err(error) => EnvState::Failed(format!("{error:#}")),
+    }
+}
+
+/// One cluster per kind config for the whole run, brought up on first use.
+async fn cluster_for(shared: &Shared, config: &str) -> Result<Arc<Cluster>, String> {
+    let cell = shared
+        .clusters
+        .lock()
+        .unwrap()
+        .entry(config.to_string())
+        .or_default()
+        .clone();
+    cell.get_or_init(|| async {
+        let mut settings = shared.settings.clone();
+        if let ClusterChoice::Kind { name, .. } = &mut settings.cluster
+            && config != "default"
+        {
+            *name = format!("{name}-{config}");
+        }
+        let cluster = Cluster::provide(&settings, config)
+            .await
+            .map_err(|error| format!("{error:#}"))?;
+        reap_orphans(&cluster).await;
+        Ok(Arc::new(cluster))
+    })
+    .await
+    .clone()
+}
+
+async fn reap_orphans(cluster: &Cluster) {
+    if let Ok(orphans) = namespace::orphans(&cluster.client).await {
+        for orphan in orphans {
+            eprintln!("stateproof: deleting namespace {orphan}, left by an interrupted run");
+            let _ = namespace::delete(&cluster.client, &orphan, Duration::ZERO).await;
+        }
+    }
+}
+
+async fn execute(
+    shared: &Shared,
+    env: &SuiteEnv,
+    spec: &suite::TestSpec,
+) -> (Outcome, Option<PathBuf>) {
+    let result = async {
+        env.wait_ready(env.suite.params.ready_timeout())
+            .await
+            .map_err(|e| e.context("before the test: the fixture is not ready"))?;
+        TestRun::new(env, spec).run(spec).await
+    }
+    .await;
+    match result {
+        Ok(()) => (Outcome::Passed, None),
+        Err(error) => {
+            let dir = shared
+                .settings
+                .report_dir
+                .join(&shared.run)
+                .join(&env.suite.name)
+                .join(&spec.name);
+            let diagnostics =
+                match diagnostics::collect(&env.cluster.client, &env.namespace, &dir).await {
+                    Ok(()) => Some(dir),
+                    Err(collect_error) => {
+                        eprintln!("stateproof: could not collect diagnostics: {collect_error:#}");
+                        None
+                    }
+                };
+            (Outcome::Failed(format!("{error:#}")), diagnostics)
+        }
+    }
+}
+
+fn record(shared: &Shared, result: TestResult) {
+    shared.results.lock().unwrap().push(result);
+}
+
+/// Tears down, then writes the report and the summary.
+fn finish(shared: &Shared) {
+    shared.runtime.block_on(teardown(shared));
+    let results = shared.results.lock().unwrap().clone();
+    write_report(shared, &results);
+    if !results.is_empty() {
+        eprintln!("\n{}", summary::render(&results));
+    }
+}
+
+async fn teardown(shared: &Shared) {
+    let keep = shared.settings.keep;
+    for slot in &shared.suites {
+        if let Some(EnvState::Ready(env)) = slot.env.lock().await.as_ref()
+            && let Err(error) = env.teardown(keep).await
+        {
+            eprintln!("stateproof: tearing down {}: {error:#}", env.namespace);
+        }
+    }
+    let clusters: Vec<_> = shared.clusters.lock().unwrap().values().cloned().collect();
+    for cell in clusters {
+        if let Some(Ok(cluster)) = cell.get()
+            && let Err(error) = cluster.finish(keep).await
+        {
+            eprintln!("stateproof: {error:#}");
+        }
+    }
+}
+
+fn write_report(shared: &Shared, results: &[TestResult]) {
+    let path = &shared.settings.junit_path;
+    match junit::write(path, &shared.run, results) {
+        Ok(()) => eprintln!("stateproof: JUnit report {}", path.display()),
+        Err(error) => eprintln!(
+            "stateproof: cannot write the JUnit report {}: {error}",
+            path.display()
+        ),
+    }
+}
+
+/// Ctrl-C or SIGTERM: report the tests in flight as interrupted, delete what
+/// the run created (unless kept) and write the report before exiting.
+fn watch_for_interrupt(shared: &Arc<Shared>) {
+    let shared = shared.clone();
+    let handle = shared.runtime.handle().clone();
+    std::thread::spawn(move || {
+        handle.block_on(async {
+            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match terminate.as_mut() { Some(signal) => { signal.recv().await; } None => std::future::pending().await } } => {}
+            }
+        });
+        eprintln!(
+            "\nstateproof: interrupted; cleaning up (interrupt again to abandon the cleanup)"
+        );
+        let running: Vec<_> = shared.running.lock().unwrap().drain().collect();
+        for (test, (suite, file, started)) in running {
+            record(
+                &shared,
+                TestResult {
+                    suite,
+                    suite_file: file,
+                    test: test
+                        .split_once("::")
+                        .map_or(test.clone(), |(_, name)| name.to_string()),
+                    outcome: Outcome::Failed("interrupted".into()),
+                    duration: started.elapsed(),
+                    waited: Duration::ZERO,
+                    diagnostics: None,
+                },
+            );
+        }
+        let results = shared.results.lock().unwrap().clone();
+        write_report(&shared, &results);
+        handle.block_on(interrupt_cleanup(&shared));
+        std::process::exit(130);
+    });
+}
+
+/// The suite environments may be locked by tests in flight: delete their
+/// namespaces by name, then the cluster if this run created it.
+async fn interrupt_cleanup(shared: &Shared) {
+    let keep = shared.settings.keep;
+    let namespaces = shared.namespaces.lock().unwrap().clone();
+    if !keep {
+        for (cluster, name) in namespaces {
+            let _ = namespace::delete(&cluster.client, &name, Duration::from_secs(60)).await;
+        }
+    }
+    let clusters: Vec<_> = shared.clusters.lock().unwrap().values().cloned().collect();
+    for cell in clusters {
+        if let Some(Ok(cluster)) = cell.get() {
+            let _ = cluster.finish(keep).await;
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The runner: suites become libtest-mimic trials; each trial sets up its
+//! suite's environment on first use, runs its steps and records a result;
+//! at the end the run tears down what it created and writes the report.
+
+mod env;
+mod harness;
+mod schedule;
+mod steps;
+
+pub use harness::main;

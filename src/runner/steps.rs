@@ -1,0 +1,345 @@
+//! Executing one test: its steps in order, each a call into the adapter,
+//! the faults or the checkers; then undoing what the test did to nodes.
+
+use super::env::SuiteEnv;
+use crate::checks::{placement, storage};
+use crate::faults;
+use crate::k8s::conditions::{node_ready_status, restart_count};
+use crate::k8s::evict::Eviction;
+use crate::suite::{DrainOutcome, Member, ProcessSignal, Step, TestSpec};
+use crate::systems::Record;
+use crate::wait::{self, Probe};
+use anyhow::{Context, Result, anyhow, bail};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use kube::api::Api;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+const CLIENT_RETRY: Duration = Duration::from_secs(60);
+const RESTART_TIMEOUT: Duration = Duration::from_secs(180);
+const NODE_TIMEOUT: Duration = Duration::from_secs(180);
+const DELETE_TIMEOUT: Duration = Duration::from_secs(330);
+
+/// What a test has observed and done so far.
+#[derive(Default)]
+struct TestState {
+    written: HashMap<String, Record>,
+    storage: Option<storage::StorageSnapshot>,
+    restarts_before: HashMap<Member, i32>,
+    cordoned: Vec<String>,
+    stopped: Vec<String>,
+}
+
+pub struct TestRun<'a> {
+    env: &'a SuiteEnv,
+    label: String,
+    state: TestState,
+}
+
+impl<'a> TestRun<'a> {
+    pub fn new(env: &'a SuiteEnv, spec: &TestSpec) -> Self {
+        TestRun {
+            env,
+            label: format!("{}::{}", env.suite.name, spec.name),
+            state: TestState::default(),
+        }
+    }
+
+    /// Runs every step, stopping at the first failure, then cleans up.
+    pub async fn run(mut self, spec: &TestSpec) -> Result<()> {
+        let total = spec.steps.len();
+        let mut outcome = Ok(());
+        for (index, step) in spec.steps.iter().enumerate() {
+            let started = Instant::now();
+            eprintln!("[{}] step {}/{total}: {step}", self.label, index + 1);
+            if let Err(error) = self.step(step).await {
+                eprintln!(
+                    "[{}] step {}/{total} FAILED after {:.1}s",
+                    self.label,
+                    index + 1,
+                    started.elapsed().as_secs_f64()
+                );
+                outcome = Err(error.context(format!("step {}/{total} ({step})", index + 1)));
+                break;
+            }
+            eprintln!(
+                "[{}] step {}/{total} ok ({:.1}s)",
+                self.label,
+                index + 1,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        let cleanup = self.undo_node_faults().await;
+        match (outcome, cleanup) {
+            (Err(error), _) => Err(error),
+            (Ok(()), Err(error)) => Err(error.context("cleaning up after the test")),
+            (Ok(()), Ok(())) => Ok(()),
+        }
+    }
+
+    async fn step(&mut self, step: &Step) -> Result<()> {
+        let env = self.env;
+        match step {
+            Step::Write { member, key, value } => {
+                let record = wait::until(
+                    &format!("a write on member {member} to succeed"),
+                    CLIENT_RETRY,
+                    || async { Ok(Probe::Done(env.adapter.write(*member, key, value).await?)) },
+                )
+                .await?;
+                self.state.written.insert(key.clone(), record);
+            }
+            Step::Read {
+                member,
+                key,
+                expect,
+                unchanged,
+                within,
+            } => {
+                let written = if *unchanged {
+                    Some(
+                        self.state
+                            .written
+                            .get(key)
+                            .cloned()
+                            .ok_or_else(|| anyhow!("this test never wrote {key}"))?,
+                    )
+                } else {
+                    None
+                };
+                self.read(
+                    *member,
+                    key,
+                    expect,
+                    written.as_ref(),
+                    within.unwrap_or(CLIENT_RETRY),
+                )
+                .await?;
+            }
+            Step::WaitReady => env.wait_ready(env.suite.params.ready_timeout()).await?,
+            Step::RememberStorage => self.state.storage = Some(self.storage_snapshot().await?),
+            Step::ExpectSameStorage => {
+                let before = self
+                    .state
+                    .storage
+                    .as_ref()
+                    .context("no storage remembered")?;
+                storage::same_storage(before, &self.storage_snapshot().await?)
+                    .map_err(|why| anyhow!(why))?;
+            }
+            Step::DeleteStatefulset => {
+                faults::delete_statefulset(
+                    &env.sets,
+                    &env.members.pods,
+                    &env.suite.params.statefulset,
+                    DELETE_TIMEOUT,
+                )
+                .await?
+            }
+            Step::ApplyFixture => env.apply().await?,
+            Step::DeletePod { member } => {
+                faults::delete_pod(&env.members.pods, &env.members.pod(*member)).await?
+            }
+            Step::Signal { member, signal } => {
+                let pod = env.members.pods.get(&env.members.pod(*member)).await?;
+                self.state
+                    .restarts_before
+                    .insert(*member, restart_count(&pod, &env.suite.params.container));
+                let name = match signal {
+                    ProcessSignal::Kill => "KILL",
+                    ProcessSignal::Stop => "STOP",
+                };
+                faults::signal(&env.cluster, &pod, &env.suite.params.container, name).await?;
+            }
+            Step::ExpectRestart { member, within } => {
+                self.expect_restart(*member, within.unwrap_or(RESTART_TIMEOUT))
+                    .await?
+            }
+            Step::ExpectSpread => placement::spread_across_nodes(&self.placement().await?)
+                .map_err(|why| anyhow!(why))?,
+            Step::ExpectAntiAffinity => {
+                let set = env.sets.get(&env.suite.params.statefulset).await?;
+                placement::requires_anti_affinity(&set).map_err(|why| anyhow!(why))?;
+            }
+            Step::Drain { member, expect } => self.drain(*member, *expect).await?,
+            Step::Uncordon => self.uncordon().await?,
+            Step::StopNode { member } => {
+                let node = self.node_of(*member).await?;
+                env.cluster.stop_node(&node).await?;
+                self.state.stopped.push(node);
+            }
+            Step::StartNodes => self.start_nodes(NODE_TIMEOUT).await?,
+        }
+        Ok(())
+    }
+
+    async fn read(
+        &self,
+        member: Member,
+        key: &str,
+        expect: &str,
+        written: Option<&Record>,
+        within: Duration,
+    ) -> Result<()> {
+        let adapter = &self.env.adapter;
+        wait::until(&format!("{key} = {expect:?} on member {member}"), within, || async {
+            Ok(match adapter.read(member, key).await? {
+                None => Probe::Pending(format!("{key} does not exist")),
+                Some(record) if record.value != expect => Probe::Pending(format!("value {:?}", record.value)),
+                Some(record) => match written {
+                    Some(written) if written.version != record.version => Probe::Pending(format!(
+                        "value matches but its version is {:#x}, not the {:#x} this test wrote",
+                        record.version, written.version
+                    )),
+                    _ => Probe::Done(()),
+                },
+            })
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn storage_snapshot(&self) -> Result<storage::StorageSnapshot> {
+        let env = self.env;
+        let set = env.sets.get(&env.suite.params.statefulset).await?;
+        let templates: Vec<String> = set
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.volume_claim_templates.as_ref())
+            .map(|claims| {
+                claims
+                    .iter()
+                    .filter_map(|claim| claim.metadata.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if templates.is_empty() {
+            bail!(
+                "StatefulSet {} has no volumeClaimTemplates: its members keep no data of their own",
+                set.metadata.name.unwrap_or_default()
+            );
+        }
+        let claims =
+            Api::<PersistentVolumeClaim>::namespaced(env.cluster.client.clone(), &env.namespace);
+        let mut snapshot = BTreeMap::new();
+        for member in 0..env.replicas().await? {
+            for template in &templates {
+                let name = format!("{template}-{}", env.members.pod(member));
+                let claim = claims
+                    .get(&name)
+                    .await
+                    .with_context(|| format!("reading claim {name}"))?;
+                let entry = storage::Claim {
+                    uid: claim.metadata.uid.clone().unwrap_or_default(),
+                    volume: claim.spec.and_then(|spec| spec.volume_name),
+                };
+                snapshot.insert(name, entry);
+            }
+        }
+        Ok(snapshot)
+    }
+
+    async fn expect_restart(&self, member: Member, within: Duration) -> Result<()> {
+        let env = self.env;
+        let before = self.state.restarts_before[&member];
+        let pod_name = env.members.pod(member);
+        wait::until(
+            &format!("{pod_name}'s container to be restarted"),
+            within,
+            || async {
+                let pod = env.members.pods.get(&pod_name).await?;
+                let now = restart_count(&pod, &env.suite.params.container);
+                Ok(if now > before {
+                    Probe::Done(())
+                } else {
+                    Probe::Pending(format!("restartCount still {now}"))
+                })
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn placement(&self) -> Result<BTreeMap<String, Option<String>>> {
+        let mut placement = BTreeMap::new();
+        for member in 0..self.env.replicas().await? {
+            let name = self.env.members.pod(member);
+            let pod = self.env.members.pods.get(&name).await?;
+            placement.insert(name, pod.spec.and_then(|spec| spec.node_name));
+        }
+        Ok(placement)
+    }
+
+    async fn node_of(&self, member: Member) -> Result<String> {
+        let pod: Pod = self
+            .env
+            .members
+            .pods
+            .get(&self.env.members.pod(member))
+            .await?;
+        pod.spec
+            .and_then(|spec| spec.node_name)
+            .with_context(|| format!("member {member} is not on a node"))
+    }
+
+    fn nodes(&self) -> Api<Node> {
+        Api::all(self.env.cluster.client.clone())
+    }
+
+    async fn drain(&mut self, member: Member, expect: DrainOutcome) -> Result<()> {
+        let node = self.node_of(member).await?;
+        let pod = self.env.members.pod(member);
+        let outcomes = faults::drain(&self.nodes(), &self.env.members.pods, &node).await;
+        self.state.cordoned.push(node.clone());
+        let outcome = outcomes?
+            .into_iter()
+            .find(|(name, _)| *name == pod)
+            .map(|(_, outcome)| outcome);
+        match (expect, outcome) {
+            (DrainOutcome::Evicted, Some(Eviction::Granted)) => Ok(()),
+            (DrainOutcome::Evicted, Some(Eviction::RefusedByBudget(why))) => {
+                bail!("evicting {pod} from {node} was refused: {why}")
+            }
+            (DrainOutcome::RefusedByPdb, Some(Eviction::RefusedByBudget(_))) => Ok(()),
+            (DrainOutcome::RefusedByPdb, Some(Eviction::Granted)) => bail!(
+                "evicting {pod} from {node} was granted: no PodDisruptionBudget protects the ensemble's quorum"
+            ),
+            (_, None) => bail!("{pod} was not on node {node} when it was drained"),
+        }
+    }
+
+    async fn uncordon(&mut self) -> Result<()> {
+        for node in std::mem::take(&mut self.state.cordoned) {
+            faults::set_unschedulable(&self.nodes(), &node, false).await?;
+        }
+        Ok(())
+    }
+
+    async fn start_nodes(&mut self, within: Duration) -> Result<()> {
+        let nodes = self.nodes();
+        for node in std::mem::take(&mut self.state.stopped) {
+            self.env.cluster.start_node(&node).await?;
+            wait::until(
+                &format!("node {node} to be Ready again"),
+                within,
+                || async {
+                    let status = node_ready_status(&nodes.get(&node).await?);
+                    Ok(if status == "True" {
+                        Probe::Done(())
+                    } else {
+                        Probe::Pending(format!("Ready={status}"))
+                    })
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Whatever happened, nodes this test cordoned or stopped come back.
+    async fn undo_node_faults(&mut self) -> Result<()> {
+        let uncordoned = self.uncordon().await;
+        let started = self.start_nodes(NODE_TIMEOUT).await;
+        uncordoned.and(started)
+    }
+}

@@ -1,0 +1,58 @@
+//! One line per step, as the live progress and the JUnit text show it.
+
+use super::model::{DrainOutcome, ProcessSignal, Step};
+use std::fmt;
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Write { member, key, value } => {
+                write!(f, "write {key}={value:?} on member {member}")
+            }
+            Step::Read {
+                member,
+                key,
+                expect,
+                unchanged,
+                ..
+            } => {
+                let version = if *unchanged {
+                    " (same version as written)"
+                } else {
+                    ""
+                };
+                write!(
+                    f,
+                    "read {key} on member {member}, expect {expect:?}{version}"
+                )
+            }
+            Step::WaitReady => write!(f, "wait until rolled out and healthy"),
+            Step::RememberStorage => write!(f, "remember every member's claims and volumes"),
+            Step::ExpectSameStorage => write!(f, "expect the same claims and volumes"),
+            Step::DeleteStatefulset => write!(f, "delete the StatefulSet (claims kept)"),
+            Step::ApplyFixture => write!(f, "apply the fixture again"),
+            Step::DeletePod { member } => write!(f, "delete the pod of member {member}"),
+            Step::Signal { member, signal } => match signal {
+                ProcessSignal::Kill => write!(f, "kill -9 the server of member {member}"),
+                ProcessSignal::Stop => write!(f, "freeze (SIGSTOP) the server of member {member}"),
+            },
+            Step::ExpectRestart { member, .. } => {
+                write!(f, "expect member {member}'s server container restarted")
+            }
+            Step::ExpectSpread => write!(f, "expect every member on a different node"),
+            Step::ExpectAntiAffinity => {
+                write!(f, "expect a required anti-affinity between members")
+            }
+            Step::Drain { member, expect } => match expect {
+                DrainOutcome::Evicted => write!(f, "drain the node of member {member}"),
+                DrainOutcome::RefusedByPdb => write!(
+                    f,
+                    "drain the node of member {member}, expect the PDB to refuse"
+                ),
+            },
+            Step::Uncordon => write!(f, "uncordon the nodes this test cordoned"),
+            Step::StopNode { member } => write!(f, "stop the node of member {member}"),
+            Step::StartNodes => write!(f, "start the stopped nodes and wait until Ready"),
+        }
+    }
+}

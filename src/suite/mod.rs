@@ -1,0 +1,10 @@
+//! Suites as data: the model, loading and the human description of steps.
+
+mod describe;
+pub mod load;
+pub mod model;
+
+pub use load::{LoadError, LoadedSuite, discover, load};
+pub use model::{
+    Disruption, DrainOutcome, Member, ProcessSignal, Step, Suite, SystemKind, TestSpec,
+};

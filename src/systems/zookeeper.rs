@@ -1,0 +1,131 @@
+//! ZooKeeper through the `zookeeper-client` crate, one member at a time over
+//! a port-forward, and the four-letter words for quorum state.
+
+use super::{Members, Record};
+use crate::checks::quorum::{self, MemberState};
+use crate::k8s::portforward;
+use crate::suite::Member;
+use anyhow::{Context, Result};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
+
+const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+const FOUR_LETTER_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct ZooKeeper {
+    members: Members,
+}
+
+impl ZooKeeper {
+    pub fn new(members: Members) -> Self {
+        ZooKeeper { members }
+    }
+
+    async fn session(&self, member: Member) -> Result<(Client, portforward::PortForward)> {
+        let pod = self.members.pod(member);
+        let forward =
+            portforward::forward(self.members.pods.clone(), &pod, self.members.client_port).await?;
+        let client = Client::connector()
+            .with_session_timeout(SESSION_TIMEOUT)
+            .with_connection_timeout(SESSION_TIMEOUT)
+            .connect(&forward.local.to_string())
+            .await
+            .with_context(|| format!("connecting to ZooKeeper on {pod}"))?;
+        Ok((client, forward))
+    }
+
+    pub async fn write(&self, member: Member, key: &str, value: &str) -> Result<Record> {
+        let (client, _forward) = self.session(member).await?;
+        create_parents(&client, key).await?;
+        let options = CreateMode::Persistent.with_acls(Acls::anyone_all());
+        let stat = match client.create(key, value.as_bytes(), &options).await {
+            Ok((stat, _)) => stat,
+            Err(ZkError::NodeExists) => client.set_data(key, value.as_bytes(), None).await?,
+            Err(error) => {
+                return Err(error).with_context(|| format!("creating {key} on member {member}"));
+            }
+        };
+        // A create's Stat is invalid on servers before 3.8.2 (ZOOKEEPER-4026):
+        // read the version back through the same session.
+        let (_, stat) = if stat.is_invalid() {
+            client.get_data(key).await?
+        } else {
+            (Vec::new(), stat)
+        };
+        Ok(Record {
+            value: value.to_string(),
+            version: stat.mzxid,
+        })
+    }
+
+    pub async fn read(&self, member: Member, key: &str) -> Result<Option<Record>> {
+        let (client, _forward) = self.session(member).await?;
+        // A follower may lag the leader; sync makes this read see every
+        // write committed before it (what the upstream tests do).
+        match client.sync(key).await {
+            Ok(()) | Err(ZkError::NoNode) => {}
+            Err(error) => {
+                return Err(error).with_context(|| format!("sync {key} on member {member}"));
+            }
+        }
+        match client.get_data(key).await {
+            Ok((data, stat)) => Ok(Some(Record {
+                value: String::from_utf8_lossy(&data).into_owned(),
+                version: stat.mzxid,
+            })),
+            Err(ZkError::NoNode) => Ok(None),
+            Err(error) => Err(error).with_context(|| format!("reading {key} on member {member}")),
+        }
+    }
+
+    /// Asks every member `mntr` and judges the answers.
+    pub async fn quorum(&self, replicas: u32) -> Result<Result<(), String>> {
+        let mut states = Vec::new();
+        for member in 0..replicas {
+            let state = match self.four_letter_word(member, "mntr").await {
+                Ok(answer) => quorum::parse_mntr(&answer),
+                Err(error) => MemberState::Unreachable(format!("{error:#}")),
+            };
+            states.push(state);
+        }
+        Ok(quorum::judge(&states))
+    }
+
+    async fn four_letter_word(&self, member: Member, word: &str) -> Result<String> {
+        let pod = self.members.pod(member);
+        let forward =
+            portforward::forward(self.members.pods.clone(), &pod, self.members.client_port).await?;
+        let exchange = async {
+            let mut stream = TcpStream::connect(forward.local).await?;
+            stream.write_all(word.as_bytes()).await?;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await?;
+            anyhow::Ok(answer)
+        };
+        tokio::time::timeout(FOUR_LETTER_TIMEOUT, exchange)
+            .await
+            .with_context(|| {
+                format!(
+                    "{pod} did not answer '{word}' within {}s",
+                    FOUR_LETTER_TIMEOUT.as_secs()
+                )
+            })?
+    }
+}
+
+async fn create_parents(client: &Client, key: &str) -> Result<()> {
+    let options = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    let mut path = String::new();
+    let parts: Vec<&str> = key.trim_start_matches('/').split('/').collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        path.push('/');
+        path.push_str(part);
+        match client.create(&path, b"", &options).await {
+            Ok(_) | Err(ZkError::NodeExists) => {}
+            Err(error) => return Err(error).with_context(|| format!("creating parent {path}")),
+        }
+    }
+    Ok(())
+}

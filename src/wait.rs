@@ -1,0 +1,136 @@
+//! The one wait/retry mechanism: poll a probe until it reports done or a
+//! deadline passes. Every wait in stateproof goes through [`until`], which
+//! also accounts the time spent waiting on the cluster for the test report.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// What one look at the world found.
+pub enum Probe<T> {
+    /// The condition holds; the wait ends with this value.
+    Done(T),
+    /// Not yet; the text says what was seen, for the timeout message.
+    Pending(String),
+}
+
+/// A wait that ran out of time, with the last thing it saw.
+#[derive(Debug, thiserror::Error)]
+#[error("timed out after {}s waiting for {what}; last seen: {last_seen}", waited.as_secs())]
+pub struct TimedOut {
+    pub what: String,
+    pub waited: Duration,
+    pub last_seen: String,
+}
+
+tokio::task_local! {
+    static WAITED: Cell<Duration>;
+}
+
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Polls `probe` once a second until it is done or `timeout` has passed.
+/// A probe error is not fatal: clusters under faults answer errors for a
+/// while, and the error is what the timeout message will show.
+pub async fn until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> Result<T, TimedOut>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Probe<T>>>,
+{
+    let started = Instant::now();
+    let result = loop {
+        let last_seen = match probe().await {
+            Ok(Probe::Done(value)) => break Ok(value),
+            Ok(Probe::Pending(seen)) => seen,
+            Err(error) => format!("error: {error:#}"),
+        };
+        if started.elapsed() >= timeout {
+            break Err(TimedOut {
+                what: what.to_string(),
+                waited: started.elapsed(),
+                last_seen,
+            });
+        }
+        tokio::time::sleep(POLL_INTERVAL.min(timeout.saturating_sub(started.elapsed()))).await;
+    };
+    account(started.elapsed());
+    result
+}
+
+/// Awaits `future` as time spent on the cluster, for work that is one long
+/// call rather than a poll (a rollout watch, a client operation).
+pub async fn on_cluster<T>(future: impl Future<Output = T>) -> T {
+    let started = Instant::now();
+    let value = future.await;
+    account(started.elapsed());
+    value
+}
+
+fn account(elapsed: Duration) {
+    let _ = WAITED.try_with(|waited| waited.set(waited.get() + elapsed));
+}
+
+/// Runs `future` and returns its output with the time it spent in waits.
+pub async fn measured<T>(future: impl Future<Output = T>) -> (T, Duration) {
+    WAITED
+        .scope(Cell::new(Duration::ZERO), async {
+            let value = future.await;
+            (value, WAITED.with(Cell::get))
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn returns_the_value_once_the_probe_is_done() {
+        let mut calls = 0;
+        let value = until("the third call", Duration::from_secs(10), || {
+            calls += 1;
+            let seen = calls;
+            async move {
+                Ok(if seen < 3 {
+                    Probe::Pending(format!("call {seen}"))
+                } else {
+                    Probe::Done(seen)
+                })
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(value, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn times_out_with_the_last_observation() {
+        let error = until::<(), _, _>("nothing", Duration::from_secs(3), || async {
+            Err(anyhow::anyhow!("connection refused"))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(error.what, "nothing");
+        assert!(
+            error.last_seen.contains("connection refused"),
+            "{}",
+            error.last_seen
+        );
+        assert!(error.waited >= Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn measured_counts_only_waiting_time() {
+        let ((), waited) = measured(async {
+            let _ = until::<(), _, _>("never", Duration::from_secs(5), || async {
+                Ok(Probe::Pending("no".into()))
+            })
+            .await;
+        })
+        .await;
+        assert!(
+            waited >= Duration::from_secs(5) && waited < Duration::from_secs(7),
+            "{waited:?}"
+        );
+    }
+}
