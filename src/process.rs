@@ -66,30 +66,18 @@ mod tests {
 
     #[tokio::test]
     async fn output_returns_stdout() {
-        assert_eq!(
-            output("sh", &["-c", "echo hello"]).await.unwrap(),
-            "hello\n"
-        );
+        assert_eq!(output("sh", &["-c", "echo hello"]).await.unwrap(), "hello\n");
     }
 
     #[tokio::test]
     async fn failure_names_the_command_and_its_stderr() {
-        let error = output("sh", &["-c", "echo broken >&2; exit 3"])
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("sh -c") && error.contains("broken") && error.contains('3'),
-            "{error}"
-        );
+        let error = output("sh", &["-c", "echo broken >&2; exit 3"]).await.unwrap_err().to_string();
+        assert!(error.contains("sh -c") && error.contains("broken") && error.contains('3'), "{error}");
     }
 
     #[tokio::test]
     async fn a_missing_program_is_named() {
-        let error = output("no-such-program-stateproof", &[])
-            .await
-            .unwrap_err()
-            .to_string();
+        let error = output("no-such-program-stateproof", &[]).await.unwrap_err().to_string();
         assert!(error.contains("no-such-program-stateproof"), "{error}");
     }
 

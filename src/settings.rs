@@ -19,15 +19,9 @@ pub struct Settings {
 #[derive(Debug, Clone)]
 pub enum ClusterChoice {
     /// A kind cluster: reused when one of this name exists, else created.
-    Kind {
-        name: String,
-        node_image: Option<String>,
-    },
+    Kind { name: String, node_image: Option<String> },
     /// Any cluster reachable through a kubeconfig.
-    Kubeconfig {
-        path: Option<PathBuf>,
-        context: Option<String>,
-    },
+    Kubeconfig { path: Option<PathBuf>, context: Option<String> },
 }
 
 fn var(name: &str) -> Option<String> {
@@ -40,9 +34,7 @@ fn flag(name: &str) -> bool {
 
 impl Settings {
     pub fn from_env() -> Self {
-        let report_dir = PathBuf::from(
-            var("STATEPROOF_REPORT_DIR").unwrap_or_else(|| "target/stateproof".into()),
-        );
+        let report_dir = PathBuf::from(var("STATEPROOF_REPORT_DIR").unwrap_or_else(|| "target/stateproof".into()));
         let cluster = match var("STATEPROOF_CLUSTER").as_deref() {
             Some("kubeconfig") => ClusterChoice::Kubeconfig {
                 path: var("STATEPROOF_KUBECONFIG").map(PathBuf::from),
@@ -54,37 +46,22 @@ impl Settings {
             },
         };
         Settings {
-            suites_dir: var("STATEPROOF_SUITES")
-                .unwrap_or_else(|| "suites".into())
-                .into(),
-            fixtures_dir: var("STATEPROOF_FIXTURES")
-                .unwrap_or_else(|| "fixtures".into())
-                .into(),
-            kind_configs_dir: var("STATEPROOF_KIND_CONFIGS")
-                .unwrap_or_else(|| "kind-config".into())
-                .into(),
-            junit_path: var("STATEPROOF_JUNIT")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| report_dir.join("junit.xml")),
+            suites_dir: var("STATEPROOF_SUITES").unwrap_or_else(|| "suites".into()).into(),
+            fixtures_dir: var("STATEPROOF_FIXTURES").unwrap_or_else(|| "fixtures".into()).into(),
+            kind_configs_dir: var("STATEPROOF_KIND_CONFIGS").unwrap_or_else(|| "kind-config".into()).into(),
+            junit_path: var("STATEPROOF_JUNIT").map(PathBuf::from).unwrap_or_else(|| report_dir.join("junit.xml")),
             report_dir,
             cluster,
             keep: flag("STATEPROOF_KEEP"),
-            forge: var("STATEPROOF_FORGE")
-                .unwrap_or_else(|| "scripts/forge".into())
-                .into(),
+            forge: var("STATEPROOF_FORGE").unwrap_or_else(|| "scripts/forge".into()).into(),
         }
     }
 
     /// The folder of a fixture: `STATEPROOF_FIXTURE_<NAME>` when set (the
     /// user's own manifests), else `<fixtures dir>/<name>`.
     pub fn fixture_dir(&self, fixture: &str) -> PathBuf {
-        let variable = format!(
-            "STATEPROOF_FIXTURE_{}",
-            fixture.to_uppercase().replace(['-', '/'], "_")
-        );
-        var(&variable)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| self.fixtures_dir.join(fixture))
+        let variable = format!("STATEPROOF_FIXTURE_{}", fixture.to_uppercase().replace(['-', '/'], "_"));
+        var(&variable).map(PathBuf::from).unwrap_or_else(|| self.fixtures_dir.join(fixture))
     }
 
     pub fn kind_config(&self, name: &str) -> PathBuf {

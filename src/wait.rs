@@ -45,11 +45,7 @@ where
             Err(error) => format!("error: {error:#}"),
         };
         if started.elapsed() >= timeout {
-            break Err(TimedOut {
-                what: what.to_string(),
-                waited: started.elapsed(),
-                last_seen,
-            });
+            break Err(TimedOut { what: what.to_string(), waited: started.elapsed(), last_seen });
         }
         tokio::time::sleep(POLL_INTERVAL.min(timeout.saturating_sub(started.elapsed()))).await;
     };
@@ -90,13 +86,7 @@ mod tests {
         let value = until("the third call", Duration::from_secs(10), || {
             calls += 1;
             let seen = calls;
-            async move {
-                Ok(if seen < 3 {
-                    Probe::Pending(format!("call {seen}"))
-                } else {
-                    Probe::Done(seen)
-                })
-            }
+            async move { Ok(if seen < 3 { Probe::Pending(format!("call {seen}")) } else { Probe::Done(seen) }) }
         })
         .await
         .unwrap();
@@ -111,26 +101,17 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(error.what, "nothing");
-        assert!(
-            error.last_seen.contains("connection refused"),
-            "{}",
-            error.last_seen
-        );
+        assert!(error.last_seen.contains("connection refused"), "{}", error.last_seen);
         assert!(error.waited >= Duration::from_secs(3));
     }
 
     #[tokio::test(start_paused = true)]
     async fn measured_counts_only_waiting_time() {
         let ((), waited) = measured(async {
-            let _ = until::<(), _, _>("never", Duration::from_secs(5), || async {
-                Ok(Probe::Pending("no".into()))
-            })
-            .await;
+            let _ =
+                until::<(), _, _>("never", Duration::from_secs(5), || async { Ok(Probe::Pending("no".into())) }).await;
         })
         .await;
-        assert!(
-            waited >= Duration::from_secs(5) && waited < Duration::from_secs(7),
-            "{waited:?}"
-        );
+        assert!(waited >= Duration::from_secs(5) && waited < Duration::from_secs(7), "{waited:?}");
     }
 }

@@ -73,7 +73,7 @@ addon_etcd() {
   local version dir
   version=v$(echo "${ETCD_IMAGE##*:}" | sed 's/-[0-9]*$//')
   dir=$(addon_context etcd)
-  run_logged "building etcd $version" env CGO_ENABLED=0 build_in_wrapper_module etcd "go.etcd.io/etcd/server/v3@$version" \
+  CGO_ENABLED=0 run_logged "building etcd $version" build_in_wrapper_module etcd "go.etcd.io/etcd/server/v3@$version" \
     -trimpath -ldflags "-s -w" -o "$dir/etcd" go.etcd.io/etcd/server/v3
   printf 'FROM scratch\nCOPY etcd /usr/local/bin/etcd\n%s\n' "$PATH_ENV" >"$dir/Dockerfile"
   printf 'go.etcd.io/etcd/server/v3@%s' "$version"
@@ -98,8 +98,10 @@ addon_pause() {
 
 addon_kindnetd() {
   local dir
-  build_go_addon kindnetd "$KIND_COMMIT" "sigs.k8s.io/kind/images/kindnetd/cmd/kindnetd@$KIND_COMMIT"
   dir=$(addon_context kindnetd)
+  CGO_ENABLED=0 run_logged "building kindnetd at kind $KIND_COMMIT" build_in_wrapper_module kindnetd \
+    "sigs.k8s.io/kind/images/kindnetd@$KIND_COMMIT" -trimpath -ldflags "-s -w" -o "$dir/kindnetd" \
+    sigs.k8s.io/kind/images/kindnetd/cmd/kindnetd
   printf 'FROM %s\nCOPY kindnetd /bin/kindnetd\nCMD ["/bin/kindnetd"]\n' "$NET_IMAGE" >"$dir/Dockerfile"
   printf 'sigs.k8s.io/kind/images/kindnetd@%s on %s' "$KIND_COMMIT" "$NET_IMAGE"
 }

@@ -25,7 +25,7 @@ install_node_files() {
   prune_systemd "$root"
   chroot "$root" systemctl enable containerd.service kubelet.service >/dev/null 2>&1
   chroot "$root" systemctl mask systemd-binfmt.service >/dev/null 2>&1
-  install -m0755 "$RUNTIME_OUT"/{containerd,ctr,containerd-shim-runc-v2,crictl} "$root/usr/local/bin/"
+  install -m0755 "$RUNTIME_OUT"/{containerd,ctr,containerd-shim-runc-v2} "$root/usr/local/bin/"
   install -m0755 "$RUNTIME_OUT/runc" "$root/usr/local/sbin/runc"
   mkdir -p "$root/opt/cni/bin" "$root/etc/kubernetes/manifests" "$root/etc/containerd/certs.d"
   install -m0755 "$RUNTIME_OUT"/cni/* "$root/opt/cni/bin/"
@@ -50,7 +50,7 @@ stage_node_base() {
   printf '%s\n' 'FROM scratch' 'ADD rootfs.tar /' 'ENV container=docker' 'STOPSIGNAL SIGRTMIN+3' \
     'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' >"$context/Dockerfile"
   build_image "$BASE_IMAGE" "$context" "$key" \
-    "debian $DEBIAN_SUITE ($BASE_PACKAGES); containerd $CONTAINERD_VERSION, runc $RUNC_VERSION, crictl $CRICTL_VERSION, CNI plugins $CNI_PLUGINS_VERSION; images/node/files"
+    "debian $DEBIAN_SUITE ($BASE_PACKAGES); containerd $CONTAINERD_VERSION, runc $RUNC_VERSION, CNI plugins $CNI_PLUGINS_VERSION; images/node/files"
   rm -rf "$root" "$context"
 }
 

@@ -1,12 +1,13 @@
 # Stage "runtime": the container runtime of the kind node (containerd, its
-# shim and ctr, runc, crictl) and the CNI plugins, built from their modules.
+# shim and ctr, runc) and the CNI plugins, built from their modules.
 
 RUNTIME_OUT=$OUT/runtime
 CNI_PLUGINS="ipam/host-local main/loopback main/ptp meta/portmap"
 
-# containerd, runc and etcd carry exclude or relative replace directives, which
-# `go install pkg@version` refuses; building from a wrapper module that merely
-# requires them is the supported way around it.
+# Every Go build goes through a wrapper module that requires the module by
+# its exact path: containerd, runc and etcd carry exclude or relative replace
+# directives that `go install pkg@version` refuses, and this proxy answers
+# 403 rather than 404 for the longer paths `go install` probes first.
 build_in_wrapper_module() {
   local name=$1 requirement=$2
   shift 2
@@ -29,19 +30,14 @@ build_runc() {
     -o "$1/runc" github.com/opencontainers/runc
 }
 
-build_crictl() {
-  CGO_ENABLED=0 GOBIN=$1 go install -trimpath \
-    -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" \
-    "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
-}
-
 build_cni_plugins() {
   local plugin packages=()
   for plugin in $CNI_PLUGINS; do
-    packages+=("github.com/containernetworking/plugins/plugins/$plugin@$CNI_PLUGINS_VERSION")
+    packages+=("github.com/containernetworking/plugins/plugins/$plugin")
   done
   mkdir -p "$1/cni"
-  CGO_ENABLED=0 GOBIN=$1/cni go install -trimpath -ldflags "-s -w" "${packages[@]}"
+  CGO_ENABLED=0 build_in_wrapper_module cni-plugins "github.com/containernetworking/plugins@$CNI_PLUGINS_VERSION" \
+    -trimpath -ldflags "-s -w" -o "$1/cni/" "${packages[@]}"
 }
 
 stage_runtime() {
@@ -51,7 +47,6 @@ stage_runtime() {
   rm -rf "$build" && mkdir -p "$build"
   run_logged "building containerd $CONTAINERD_VERSION" build_containerd "$build"
   run_logged "building runc $RUNC_VERSION (cgo, seccomp)" build_runc "$build"
-  run_logged "building crictl $CRICTL_VERSION" build_crictl "$build"
   run_logged "building CNI plugins $CNI_PLUGINS_VERSION" build_cni_plugins "$build"
   "$build/containerd" --version | grep -q "${CONTAINERD_VERSION}" || die "containerd reports the wrong version"
   publish_dir "$build" "$RUNTIME_OUT"

@@ -22,9 +22,7 @@ pub fn parse_mntr(answer: &str) -> MemberState {
     };
     match field("zk_server_state").as_deref() {
         Some("leader") => MemberState::Leader {
-            synced_followers: field("zk_synced_followers")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
+            synced_followers: field("zk_synced_followers").and_then(|v| v.parse().ok()).unwrap_or(0),
         },
         Some("follower") => MemberState::Follower,
         Some("standalone") => MemberState::Standalone,
@@ -57,20 +55,13 @@ pub fn judge(states: &[MemberState]) -> Result<(), String> {
             _ => None,
         })
         .collect();
-    let followers = states
-        .iter()
-        .filter(|state| **state == MemberState::Follower)
-        .count();
+    let followers = states.iter().filter(|state| **state == MemberState::Follower).count();
     let expected_followers = states.len() - 1;
     match leaders.as_slice() {
-        [synced] if followers == expected_followers && *synced as usize == expected_followers => {
-            Ok(())
+        [synced] if followers == expected_followers && *synced as usize == expected_followers => Ok(()),
+        [_] | [] | [_, _, ..] => {
+            Err(format!("{} leader(s), {followers}/{expected_followers} followers: {}", leaders.len(), describe()))
         }
-        [_] | [] | [_, _, ..] => Err(format!(
-            "{} leader(s), {followers}/{expected_followers} followers: {}",
-            leaders.len(),
-            describe()
-        )),
     }
 }
 
@@ -82,55 +73,31 @@ mod tests {
 
     #[test]
     fn parses_a_leader_with_its_synced_followers() {
-        assert_eq!(
-            parse_mntr(LEADER),
-            MemberState::Leader {
-                synced_followers: 2
-            }
-        );
-        assert_eq!(
-            parse_mntr("zk_server_state\tfollower\n"),
-            MemberState::Follower
-        );
+        assert_eq!(parse_mntr(LEADER), MemberState::Leader { synced_followers: 2 });
+        assert_eq!(parse_mntr("zk_server_state\tfollower\n"), MemberState::Follower);
     }
 
     #[test]
     fn a_member_without_quorum_is_not_serving() {
         let state = parse_mntr("This ZooKeeper instance is not currently serving requests\n");
-        assert!(
-            matches!(state, MemberState::NotServing(text) if text.contains("not currently serving"))
-        );
+        assert!(matches!(state, MemberState::NotServing(text) if text.contains("not currently serving")));
     }
 
     #[test]
     fn a_whole_ensemble_passes() {
-        let states = [
-            MemberState::Follower,
-            MemberState::Leader {
-                synced_followers: 2,
-            },
-            MemberState::Follower,
-        ];
+        let states = [MemberState::Follower, MemberState::Leader { synced_followers: 2 }, MemberState::Follower];
         assert_eq!(judge(&states), Ok(()));
     }
 
     #[test]
     fn a_leader_missing_a_synced_follower_fails() {
-        let states = [
-            MemberState::Follower,
-            MemberState::Leader {
-                synced_followers: 1,
-            },
-            MemberState::Follower,
-        ];
+        let states = [MemberState::Follower, MemberState::Leader { synced_followers: 1 }, MemberState::Follower];
         assert!(judge(&states).is_err());
     }
 
     #[test]
     fn two_leaders_fail() {
-        let leader = MemberState::Leader {
-            synced_followers: 2,
-        };
+        let leader = MemberState::Leader { synced_followers: 2 };
         let error = judge(&[leader.clone(), leader, MemberState::Follower]).unwrap_err();
         assert!(error.starts_with("2 leader(s)"), "{error}");
     }
@@ -138,16 +105,10 @@ mod tests {
     #[test]
     fn an_unreachable_member_fails_and_is_named() {
         let states = [
-            MemberState::Leader {
-                synced_followers: 1,
-            },
+            MemberState::Leader { synced_followers: 1 },
             MemberState::Follower,
             MemberState::Unreachable("connection refused".into()),
         ];
-        assert!(
-            judge(&states)
-                .unwrap_err()
-                .contains("member 2: Unreachable")
-        );
+        assert!(judge(&states).unwrap_err().contains("member 2: Unreachable"));
     }
 }

@@ -18,22 +18,16 @@ pub fn same_storage(before: &StorageSnapshot, after: &StorageSnapshot) -> Result
     for (name, claim) in before {
         match after.get(name) {
             None => differences.push(format!("claim {name} is gone")),
-            Some(now) if now.uid != claim.uid => differences.push(format!(
-                "claim {name} was recreated (uid {} -> {})",
-                claim.uid, now.uid
-            )),
-            Some(now) if now.volume != claim.volume => differences.push(format!(
-                "claim {name} moved from volume {:?} to {:?}",
-                claim.volume, now.volume
-            )),
+            Some(now) if now.uid != claim.uid => {
+                differences.push(format!("claim {name} was recreated (uid {} -> {})", claim.uid, now.uid))
+            }
+            Some(now) if now.volume != claim.volume => {
+                differences.push(format!("claim {name} moved from volume {:?} to {:?}", claim.volume, now.volume))
+            }
             Some(_) => {}
         }
     }
-    if differences.is_empty() {
-        Ok(())
-    } else {
-        Err(differences.join("; "))
-    }
+    if differences.is_empty() { Ok(()) } else { Err(differences.join("; ")) }
 }
 
 #[cfg(test)]
@@ -44,13 +38,7 @@ mod tests {
         claims
             .iter()
             .map(|(name, uid, volume)| {
-                (
-                    name.to_string(),
-                    Claim {
-                        uid: uid.to_string(),
-                        volume: Some(volume.to_string()),
-                    },
-                )
+                (name.to_string(), Claim { uid: uid.to_string(), volume: Some(volume.to_string()) })
             })
             .collect()
     }
@@ -63,11 +51,7 @@ mod tests {
 
     #[test]
     fn a_recreated_claim_fails() {
-        let error = same_storage(
-            &snapshot(&[("d-0", "u0", "pv0")]),
-            &snapshot(&[("d-0", "u9", "pv0")]),
-        )
-        .unwrap_err();
+        let error = same_storage(&snapshot(&[("d-0", "u0", "pv0")]), &snapshot(&[("d-0", "u9", "pv0")])).unwrap_err();
         assert!(error.contains("recreated"), "{error}");
     }
 
@@ -75,9 +59,6 @@ mod tests {
     fn a_moved_or_missing_claim_fails() {
         let before = snapshot(&[("d-0", "u0", "pv0"), ("d-1", "u1", "pv1")]);
         let error = same_storage(&before, &snapshot(&[("d-0", "u0", "pv7")])).unwrap_err();
-        assert!(
-            error.contains("moved") && error.contains("d-1 is gone"),
-            "{error}"
-        );
+        assert!(error.contains("moved") && error.contains("d-1 is gone"), "{error}");
     }
 }

@@ -37,18 +37,13 @@ fn kind_binary() -> String {
     }
     let on_path = std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("kind").is_file()));
-    if on_path || !Path::new(FORGE_CACHE_KIND).is_file() {
-        "kind".into()
-    } else {
-        FORGE_CACHE_KIND.into()
-    }
+    if on_path || !Path::new(FORGE_CACHE_KIND).is_file() { "kind".into() } else { FORGE_CACHE_KIND.into() }
 }
 
 /// The forged node image for the pinned Kubernetes version.
 pub fn forged_node_image(settings: &Settings) -> Result<String> {
     let pins = settings.forge.with_file_name("forge.d").join("pins.env");
-    let text = std::fs::read_to_string(&pins)
-        .with_context(|| format!("cannot read {}", pins.display()))?;
+    let text = std::fs::read_to_string(&pins).with_context(|| format!("cannot read {}", pins.display()))?;
     let version = text
         .lines()
         .find_map(|line| line.strip_prefix("K8S_VERSION="))
@@ -57,12 +52,7 @@ pub fn forged_node_image(settings: &Settings) -> Result<String> {
 }
 
 impl KindCluster {
-    pub async fn ensure(
-        settings: &Settings,
-        name: &str,
-        config: &Path,
-        node_image: Option<&str>,
-    ) -> Result<Self> {
+    pub async fn ensure(settings: &Settings, name: &str, config: &Path, node_image: Option<&str>) -> Result<Self> {
         let kind = kind_binary();
         if !process::succeeds("docker", &["info"]).await {
             bail!(
@@ -83,18 +73,12 @@ impl KindCluster {
         } else {
             cluster.create(settings, config, node_image).await?;
         }
-        let kubeconfig =
-            process::output(&cluster.kind, &["get", "kubeconfig", "--name", name]).await?;
+        let kubeconfig = process::output(&cluster.kind, &["get", "kubeconfig", "--name", name]).await?;
         std::fs::write(&cluster.kubeconfig, kubeconfig)?;
         Ok(cluster)
     }
 
-    async fn create(
-        &self,
-        settings: &Settings,
-        config: &Path,
-        node_image: Option<&str>,
-    ) -> Result<()> {
+    async fn create(&self, settings: &Settings, config: &Path, node_image: Option<&str>) -> Result<()> {
         if !config.is_file() {
             bail!("kind config {} not found", config.display());
         }
@@ -107,53 +91,37 @@ impl KindCluster {
             }
         };
         let config = config.display().to_string();
-        eprintln!(
-            "stateproof: creating kind cluster '{}' from {config} with {image}",
-            self.name
-        );
+        eprintln!("stateproof: creating kind cluster '{}' from {config} with {image}", self.name);
         let started = Instant::now();
         std::fs::write(&self.created_marker, "")?;
         process::visible(
             &self.kind,
-            &[
-                "create", "cluster", "--name", &self.name, "--config", &config, "--image", &image,
-            ],
+            &["create", "cluster", "--name", &self.name, "--config", &config, "--image", &image],
         )
         .await
         .with_context(|| {
-            format!(
-                "creating kind cluster '{}' (node logs: `kind export logs --name {}`)",
-                self.name, self.name
-            )
+            format!("creating kind cluster '{}' (node logs: `kind export logs --name {}`)", self.name, self.name)
         })?;
-        eprintln!(
-            "stateproof: kind cluster '{}' created in {:.0}s",
-            self.name,
-            started.elapsed().as_secs_f64()
-        );
+        eprintln!("stateproof: kind cluster '{}' created in {:.0}s", self.name, started.elapsed().as_secs_f64());
         Ok(())
     }
 
     pub async fn wait_nodes_ready(&self, client: &Client) -> Result<()> {
         let nodes = Api::<Node>::all(client.clone());
-        wait::until(
-            &format!("every node of '{}' to be Ready", self.name),
-            NODES_READY_TIMEOUT,
-            || async {
-                let list = nodes.list(&ListParams::default()).await?;
-                let not_ready: Vec<String> = list
-                    .items
-                    .iter()
-                    .filter(|node| node_ready_status(node) != "True")
-                    .map(|node| node.name_any())
-                    .collect();
-                Ok(if not_ready.is_empty() && !list.items.is_empty() {
-                    Probe::Done(())
-                } else {
-                    Probe::Pending(format!("not Ready: {}", not_ready.join(", ")))
-                })
-            },
-        )
+        wait::until(&format!("every node of '{}' to be Ready", self.name), NODES_READY_TIMEOUT, || async {
+            let list = nodes.list(&ListParams::default()).await?;
+            let not_ready: Vec<String> = list
+                .items
+                .iter()
+                .filter(|node| node_ready_status(node) != "True")
+                .map(|node| node.name_any())
+                .collect();
+            Ok(if not_ready.is_empty() && !list.items.is_empty() {
+                Probe::Done(())
+            } else {
+                Probe::Pending(format!("not Ready: {}", not_ready.join(", ")))
+            })
+        })
         .await?;
         Ok(())
     }
@@ -177,34 +145,25 @@ impl KindCluster {
     }
 
     pub async fn stop_node(&self, node: &str) -> Result<()> {
-        process::output("docker", &["stop", "--time", "5", node])
-            .await
-            .map(drop)
+        process::output("docker", &["stop", "--time", "5", node]).await.map(drop)
     }
 
     pub async fn start_node(&self, node: &str) -> Result<()> {
         process::output("docker", &["start", node]).await.map(drop)
     }
 
-    pub async fn signal_container(
-        &self,
-        node: &str,
-        target: &ContainerRef<'_>,
-        signal: &str,
-    ) -> Result<()> {
+    pub async fn signal_container(&self, node: &str, target: &ContainerRef<'_>, signal: &str) -> Result<()> {
         let script = format!(
-            "id=$(crictl ps -q --name '^{container}$' --label io.kubernetes.pod.name={pod} \
-             --label io.kubernetes.pod.namespace={namespace} | head -n1); \
-             [ -n \"$id\" ] || {{ echo 'no running container {container} in pod {pod}' >&2; exit 1; }}; \
-             pid=$(crictl inspect --output go-template --template '{{{{.info.pid}}}}' \"$id\"); \
+            "pid=''; for id in $(ctr -n k8s.io containers ls -q \
+               'labels.\"io.kubernetes.pod.name\"=={pod},labels.\"io.kubernetes.pod.namespace\"=={namespace},labels.\"io.kubernetes.container.name\"=={container}'); do \
+               pid=${{pid:-$(ctr -n k8s.io tasks ls | awk -v id=\"$id\" '$1 == id && $3 == \"RUNNING\" {{print $2}}')}}; done; \
+             [ -n \"$pid\" ] || {{ echo 'no running container {container} in pod {pod}' >&2; exit 1; }}; \
              kill -{signal} \"$pid\"",
             container = target.container,
             pod = target.pod,
             namespace = target.namespace,
         );
-        process::output("docker", &["exec", node, "sh", "-c", &script])
-            .await
-            .map(drop)
+        process::output("docker", &["exec", node, "sh", "-c", &script]).await.map(drop)
     }
 
     pub async fn finish(&self, keep: bool) -> Result<()> {
@@ -212,17 +171,10 @@ impl KindCluster {
             return Ok(());
         }
         if keep {
-            eprintln!(
-                "stateproof: keeping kind cluster '{}' (kubeconfig {})",
-                self.name,
-                self.kubeconfig.display()
-            );
+            eprintln!("stateproof: keeping kind cluster '{}' (kubeconfig {})", self.name, self.kubeconfig.display());
             return Ok(());
         }
-        eprintln!(
-            "stateproof: deleting kind cluster '{}', which this run created",
-            self.name
-        );
+        eprintln!("stateproof: deleting kind cluster '{}', which this run created", self.name);
         process::output(&self.kind, &["delete", "cluster", "--name", &self.name]).await?;
         std::fs::remove_file(&self.created_marker).ok();
         Ok(())
@@ -236,7 +188,5 @@ async fn ensure_forged(settings: &Settings, image: &str) -> Result<()> {
     }
     let forge = settings.forge.display().to_string();
     eprintln!("stateproof: node image {image} is missing; running {forge} (cold: about an hour)");
-    process::visible(&forge, &[])
-        .await
-        .with_context(|| format!("the forge could not build {image}"))
+    process::visible(&forge, &[]).await.with_context(|| format!("the forge could not build {image}"))
 }

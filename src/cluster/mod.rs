@@ -27,33 +27,19 @@ impl Cluster {
         match &settings.cluster {
             ClusterChoice::Kind { name, node_image } => {
                 let config = settings.kind_config(kind_config);
-                let cluster =
-                    kind::KindCluster::ensure(settings, name, &config, node_image.as_deref())
-                        .await?;
+                let cluster = kind::KindCluster::ensure(settings, name, &config, node_image.as_deref()).await?;
                 let client = crate::k8s::client::connect(Some(&cluster.kubeconfig), None).await?;
                 cluster.wait_nodes_ready(&client).await?;
-                Ok(Cluster {
-                    client,
-                    description: format!("kind cluster '{name}'"),
-                    provider: Provider::Kind(cluster),
-                })
+                Ok(Cluster { client, description: format!("kind cluster '{name}'"), provider: Provider::Kind(cluster) })
             }
             ClusterChoice::Kubeconfig { path, context } => {
-                let client =
-                    crate::k8s::client::connect(path.as_deref(), context.as_deref()).await?;
+                let client = crate::k8s::client::connect(path.as_deref(), context.as_deref()).await?;
                 let description = format!(
                     "cluster of {} (context {})",
-                    path.as_ref()
-                        .map_or("the default kubeconfig".into(), |p: &PathBuf| p
-                            .display()
-                            .to_string()),
+                    path.as_ref().map_or("the default kubeconfig".into(), |p: &PathBuf| p.display().to_string()),
                     context.as_deref().unwrap_or("current")
                 );
-                Ok(Cluster {
-                    client,
-                    description,
-                    provider: Provider::Kubeconfig,
-                })
+                Ok(Cluster { client, description, provider: Provider::Kubeconfig })
             }
         }
     }
@@ -61,10 +47,7 @@ impl Cluster {
     fn kind(&self, what: &str) -> Result<&kind::KindCluster> {
         match &self.provider {
             Provider::Kind(cluster) => Ok(cluster),
-            Provider::Kubeconfig => bail!(
-                "{what} needs the kind provider: {} is not a kind cluster",
-                self.description
-            ),
+            Provider::Kubeconfig => bail!("{what} needs the kind provider: {} is not a kind cluster", self.description),
         }
     }
 
@@ -87,15 +70,8 @@ impl Cluster {
 
     /// Signals the main process of a pod's container from its node: a
     /// container's PID 1 ignores SIGKILL and SIGSTOP sent from inside.
-    pub async fn signal_container(
-        &self,
-        node: &str,
-        target: &kind::ContainerRef<'_>,
-        signal: &str,
-    ) -> Result<()> {
-        self.kind("signalling a process")?
-            .signal_container(node, target, signal)
-            .await
+    pub async fn signal_container(&self, node: &str, target: &kind::ContainerRef<'_>, signal: &str) -> Result<()> {
+        self.kind("signalling a process")?.signal_container(node, target, signal).await
     }
 
     /// Tears down what this run created, unless the user asked to keep it.

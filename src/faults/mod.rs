@@ -13,46 +13,27 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use std::time::Duration;
 
 pub async fn delete_pod(pods: &Api<Pod>, pod: &str) -> Result<()> {
-    pods.delete(pod, &DeleteParams::default())
-        .await
-        .with_context(|| format!("deleting pod {pod}"))?;
+    pods.delete(pod, &DeleteParams::default()).await.with_context(|| format!("deleting pod {pod}"))?;
     Ok(())
 }
 
 /// Deletes the StatefulSet, as `kubectl delete sts` does (its pods go, its
 /// claims stay unless its retention policy says otherwise), and waits until
 /// the set and all its pods are gone.
-pub async fn delete_statefulset(
-    sets: &Api<StatefulSet>,
-    pods: &Api<Pod>,
-    name: &str,
-    timeout: Duration,
-) -> Result<()> {
-    let set = sets
-        .get(name)
-        .await
-        .with_context(|| format!("reading StatefulSet {name}"))?;
+pub async fn delete_statefulset(sets: &Api<StatefulSet>, pods: &Api<Pod>, name: &str, timeout: Duration) -> Result<()> {
+    let set = sets.get(name).await.with_context(|| format!("reading StatefulSet {name}"))?;
     let selector = selector_of(&set)?;
-    sets.delete(name, &DeleteParams::background())
-        .await
-        .with_context(|| format!("deleting StatefulSet {name}"))?;
-    wait::until(
-        &format!("StatefulSet {name} and its pods to be gone"),
-        timeout,
-        || async {
-            let remaining = pods.list(&ListParams::default().labels(&selector)).await?;
-            let set_exists = sets.get_opt(name).await?.is_some();
-            Ok(if remaining.items.is_empty() && !set_exists {
-                Probe::Done(())
-            } else {
-                let names: Vec<String> = remaining.items.iter().map(|pod| pod.name_any()).collect();
-                Probe::Pending(format!(
-                    "set exists: {set_exists}; pods left: {}",
-                    names.join(", ")
-                ))
-            })
-        },
-    )
+    sets.delete(name, &DeleteParams::background()).await.with_context(|| format!("deleting StatefulSet {name}"))?;
+    wait::until(&format!("StatefulSet {name} and its pods to be gone"), timeout, || async {
+        let remaining = pods.list(&ListParams::default().labels(&selector)).await?;
+        let set_exists = sets.get_opt(name).await?.is_some();
+        Ok(if remaining.items.is_empty() && !set_exists {
+            Probe::Done(())
+        } else {
+            let names: Vec<String> = remaining.items.iter().map(|pod| pod.name_any()).collect();
+            Probe::Pending(format!("set exists: {set_exists}; pods left: {}", names.join(", ")))
+        })
+    })
     .await?;
     Ok(())
 }
@@ -64,25 +45,13 @@ pub fn selector_of(set: &StatefulSet) -> Result<String> {
         .as_ref()
         .and_then(|spec| spec.selector.match_labels.clone())
         .context("StatefulSet has no matchLabels selector")?;
-    Ok(labels
-        .iter()
-        .map(|(key, value)| format!("{key}={value}"))
-        .collect::<Vec<_>>()
-        .join(","))
+    Ok(labels.iter().map(|(key, value)| format!("{key}={value}")).collect::<Vec<_>>().join(","))
 }
 
 pub async fn signal(cluster: &Cluster, pod: &Pod, container: &str, signal: &str) -> Result<()> {
-    let node = pod
-        .spec
-        .as_ref()
-        .and_then(|spec| spec.node_name.clone())
-        .context("pod is not on a node")?;
+    let node = pod.spec.as_ref().and_then(|spec| spec.node_name.clone()).context("pod is not on a node")?;
     let namespace = pod.namespace().unwrap_or_default();
-    let target = ContainerRef {
-        namespace: &namespace,
-        pod: &pod.name_any(),
-        container,
-    };
+    let target = ContainerRef { namespace: &namespace, pod: &pod.name_any(), container };
     cluster.signal_container(&node, &target, signal).await
 }
 
@@ -91,30 +60,15 @@ pub async fn set_unschedulable(nodes: &Api<Node>, node: &str, unschedulable: boo
     nodes
         .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .with_context(|| {
-            format!(
-                "{} node {node}",
-                if unschedulable {
-                    "cordoning"
-                } else {
-                    "uncordoning"
-                }
-            )
-        })?;
+        .with_context(|| format!("{} node {node}", if unschedulable { "cordoning" } else { "uncordoning" }))?;
     Ok(())
 }
 
 /// Cordons `node` and evicts the pods of `pods`' namespace that run on it,
 /// through the Eviction API. Returns each pod with its outcome.
-pub async fn drain(
-    nodes: &Api<Node>,
-    pods: &Api<Pod>,
-    node: &str,
-) -> Result<Vec<(String, Eviction)>> {
+pub async fn drain(nodes: &Api<Node>, pods: &Api<Pod>, node: &str) -> Result<Vec<(String, Eviction)>> {
     set_unschedulable(nodes, node, true).await?;
-    let on_node = pods
-        .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
-        .await?;
+    let on_node = pods.list(&ListParams::default().fields(&format!("spec.nodeName={node}"))).await?;
     let mut outcomes = Vec::new();
     for pod in on_node.items {
         let name = pod.name_any();

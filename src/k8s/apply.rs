@@ -23,10 +23,7 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Manifest>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read fixture folder {}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|ext| ext == "yaml" || ext == "yml")
-        })
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml"))
         .collect();
     files.sort();
     if files.is_empty() {
@@ -34,15 +31,9 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Manifest>> {
     }
     let mut manifests = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        for object in
-            parse(&text).with_context(|| format!("invalid manifest {}", file.display()))?
-        {
-            manifests.push(Manifest {
-                file: file.clone(),
-                object,
-            });
+        let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        for object in parse(&text).with_context(|| format!("invalid manifest {}", file.display()))? {
+            manifests.push(Manifest { file: file.clone(), object });
         }
     }
     Ok(manifests)
@@ -52,8 +43,7 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Manifest>> {
 /// Going through JSON values avoids serde's flatten limits on DynamicObject.
 pub fn parse(text: &str) -> Result<Vec<DynamicObject>> {
     let options = serde_saphyr::options! { legacy_octal_numbers: true };
-    let values: Vec<Value> =
-        serde_saphyr::from_str_multiple_with_options(text, options).map_err(|e| anyhow!("{e}"))?;
+    let values: Vec<Value> = serde_saphyr::from_str_multiple_with_options(text, options).map_err(|e| anyhow!("{e}"))?;
     values
         .into_iter()
         .filter(|value| !value.is_null())
@@ -62,10 +52,7 @@ pub fn parse(text: &str) -> Result<Vec<DynamicObject>> {
             let object: DynamicObject = serde_json::from_value(value)
                 .with_context(|| format!("document {} is not a Kubernetes object", index + 1))?;
             if object.types.is_none() || object.metadata.name.is_none() {
-                bail!(
-                    "document {} lacks apiVersion, kind or metadata.name",
-                    index + 1
-                );
+                bail!("document {} lacks apiVersion, kind or metadata.name", index + 1);
             }
             Ok(object)
         })
@@ -84,9 +71,7 @@ pub fn images(manifests: &[Manifest]) -> BTreeSet<String> {
                     walk(child, key == "containers" || key == "initContainers", found);
                 }
             }
-            Value::Array(items) => items
-                .iter()
-                .for_each(|item| walk(item, in_containers, found)),
+            Value::Array(items) => items.iter().for_each(|item| walk(item, in_containers, found)),
             _ => {}
         }
     }
@@ -106,33 +91,21 @@ pub struct Applier {
 
 impl Applier {
     pub fn new(client: Client, namespace: &str) -> Self {
-        Applier {
-            client,
-            namespace: namespace.to_string(),
-            kinds: HashMap::new(),
-        }
+        Applier { client, namespace: namespace.to_string(), kinds: HashMap::new() }
     }
 
     async fn api_for(&mut self, object: &DynamicObject) -> Result<(Api<DynamicObject>, Scope)> {
-        let types = object
-            .types
-            .as_ref()
-            .ok_or_else(|| anyhow!("object without apiVersion/kind"))?;
+        let types = object.types.as_ref().ok_or_else(|| anyhow!("object without apiVersion/kind"))?;
         let gvk = GroupVersionKind::try_from(types)?;
         if !self.kinds.contains_key(&gvk) {
-            let resolved = pinned_kind(&self.client, &gvk).await.with_context(|| {
-                format!(
-                    "the cluster does not serve {}/{}",
-                    types.api_version, types.kind
-                )
-            })?;
+            let resolved = pinned_kind(&self.client, &gvk)
+                .await
+                .with_context(|| format!("the cluster does not serve {}/{}", types.api_version, types.kind))?;
             self.kinds.insert(gvk.clone(), resolved);
         }
         let (resource, capabilities) = &self.kinds[&gvk];
         let api = match capabilities.scope {
-            Scope::Namespaced => {
-                Api::namespaced_with(self.client.clone(), &self.namespace, resource)
-            }
+            Scope::Namespaced => Api::namespaced_with(self.client.clone(), &self.namespace, resource),
             Scope::Cluster => Api::all_with(self.client.clone(), resource),
         };
         Ok((api, capabilities.scope.clone()))
@@ -147,19 +120,9 @@ impl Applier {
                 object.metadata.namespace = Some(self.namespace.clone());
             }
             let name = object.name_any();
-            api.patch(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&object),
-            )
-            .await
-            .with_context(|| {
-                format!(
-                    "applying {} {name} from {}",
-                    kind_of(&object),
-                    manifest.file.display()
-                )
-            })?;
+            api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object))
+                .await
+                .with_context(|| format!("applying {} {name} from {}", kind_of(&object), manifest.file.display()))?;
         }
         Ok(())
     }
@@ -175,9 +138,7 @@ impl Applier {
                     Ok(_) => {}
                     Err(kube::Error::Api(status)) if status.code == 404 => {}
                     Err(error) => {
-                        return Err(error).with_context(|| {
-                            format!("deleting {} {name}", kind_of(&manifest.object))
-                        });
+                        return Err(error).with_context(|| format!("deleting {} {name}", kind_of(&manifest.object)));
                     }
                 }
             }
@@ -187,10 +148,7 @@ impl Applier {
 }
 
 fn kind_of(object: &DynamicObject) -> &str {
-    object
-        .types
-        .as_ref()
-        .map_or("object", |types| types.kind.as_str())
+    object.types.as_ref().map_or("object", |types| types.kind.as_str())
 }
 
 #[cfg(test)]
@@ -228,21 +186,14 @@ spec:
     #[test]
     fn reads_octal_modes_as_kubectl_does() {
         let objects = parse(STATEFULSET).unwrap();
-        let mode =
-            &objects[1].data["spec"]["template"]["spec"]["volumes"][0]["configMap"]["defaultMode"];
+        let mode = &objects[1].data["spec"]["template"]["spec"]["volumes"][0]["configMap"]["defaultMode"];
         assert_eq!(mode.as_i64(), Some(0o644));
     }
 
     #[test]
     fn collects_container_and_init_container_images() {
-        let manifests: Vec<Manifest> = parse(STATEFULSET)
-            .unwrap()
-            .into_iter()
-            .map(|object| Manifest {
-                file: "x.yaml".into(),
-                object,
-            })
-            .collect();
+        let manifests: Vec<Manifest> =
+            parse(STATEFULSET).unwrap().into_iter().map(|object| Manifest { file: "x.yaml".into(), object }).collect();
         let found: Vec<String> = images(&manifests).into_iter().collect();
         assert_eq!(found, ["busybox:1", "stateproof/zookeeper:3.8"]);
     }

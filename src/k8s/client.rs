@@ -9,28 +9,16 @@ use std::time::Duration;
 const REACH_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Client> {
-    let options = KubeConfigOptions {
-        context: context.map(str::to_string),
-        ..Default::default()
-    };
-    let source = kubeconfig.map_or_else(
-        || "the default kubeconfig".to_string(),
-        |path| path.display().to_string(),
-    );
+    let options = KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
+    let source = kubeconfig.map_or_else(|| "the default kubeconfig".to_string(), |path| path.display().to_string());
     let config = match kubeconfig {
         Some(path) => {
-            let file = Kubeconfig::read_from(path)
-                .with_context(|| format!("cannot read kubeconfig {source}"))?;
+            let file = Kubeconfig::read_from(path).with_context(|| format!("cannot read kubeconfig {source}"))?;
             Config::from_custom_kubeconfig(file, &options).await
         }
         None => Config::from_kubeconfig(&options).await,
     }
-    .with_context(|| {
-        format!(
-            "cannot use {source} (context {})",
-            context.unwrap_or("current")
-        )
-    })?;
+    .with_context(|| format!("cannot use {source} (context {})", context.unwrap_or("current")))?;
     let server = config.cluster_url.to_string();
     let client = Client::try_from(config).context("cannot build a Kubernetes client")?;
     tokio::time::timeout(REACH_TIMEOUT, client.apiserver_version())

@@ -7,11 +7,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 /// A StatefulSet's rollout is complete: the controller has seen the current
 /// spec, every replica is ready and runs the current revision.
 pub fn statefulset_rolled_out(set: &StatefulSet) -> Result<(), String> {
-    let desired = set
-        .spec
-        .as_ref()
-        .and_then(|spec| spec.replicas)
-        .unwrap_or(1);
+    let desired = set.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1);
     let generation = set.metadata.generation.unwrap_or(0);
     let Some(status) = set.status.as_ref() else {
         return Err("no status yet".into());
@@ -22,39 +18,21 @@ pub fn statefulset_rolled_out(set: &StatefulSet) -> Result<(), String> {
     let ready = status.ready_replicas.unwrap_or(0);
     let updated = status.updated_replicas.unwrap_or(0);
     if ready != desired || status.replicas != desired || updated != desired {
-        return Err(format!(
-            "{ready}/{desired} ready, {updated}/{desired} updated, {} exist",
-            status.replicas
-        ));
+        return Err(format!("{ready}/{desired} ready, {updated}/{desired} updated, {} exist", status.replicas));
     }
     if status.current_revision != status.update_revision {
-        return Err(format!(
-            "revision {:?} still rolling to {:?}",
-            status.current_revision, status.update_revision
-        ));
+        return Err(format!("revision {:?} still rolling to {:?}", status.current_revision, status.update_revision));
     }
     Ok(())
 }
 
 pub fn pod_ready(pod: &Pod) -> Result<(), String> {
-    let conditions = pod
-        .status
-        .as_ref()
-        .and_then(|status| status.conditions.as_ref());
+    let conditions = pod.status.as_ref().and_then(|status| status.conditions.as_ref());
     let ready = conditions.and_then(|all| all.iter().find(|condition| condition.type_ == "Ready"));
     match ready {
         Some(condition) if condition.status == "True" => Ok(()),
-        Some(condition) => Err(format!(
-            "not Ready: {}",
-            condition.message.clone().unwrap_or_default()
-        )),
-        None => Err(format!(
-            "phase {}",
-            pod.status
-                .as_ref()
-                .and_then(|s| s.phase.clone())
-                .unwrap_or_default()
-        )),
+        Some(condition) => Err(format!("not Ready: {}", condition.message.clone().unwrap_or_default())),
+        None => Err(format!("phase {}", pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default())),
     }
 }
 
@@ -64,10 +42,7 @@ pub fn node_ready_status(node: &Node) -> String {
         .as_ref()
         .and_then(|status| status.conditions.as_ref())
         .and_then(|all| all.iter().find(|condition| condition.type_ == "Ready"))
-        .map_or_else(
-            || "Unknown".to_string(),
-            |condition| condition.status.clone(),
-        )
+        .map_or_else(|| "Unknown".to_string(), |condition| condition.status.clone())
 }
 
 /// Restarts of the named container, 0 when it has not started yet.
@@ -106,11 +81,7 @@ mod tests {
             "status": {"observedGeneration": 2, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3,
                        "currentRevision": "zk-1", "updateRevision": "zk-1"}
         }));
-        assert!(
-            statefulset_rolled_out(&set)
-                .unwrap_err()
-                .contains("not yet observed")
-        );
+        assert!(statefulset_rolled_out(&set).unwrap_err().contains("not yet observed"));
     }
 
     #[test]
@@ -121,11 +92,7 @@ mod tests {
             "status": {"observedGeneration": 2, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3,
                        "currentRevision": "zk-1", "updateRevision": "zk-2"}
         }));
-        assert!(
-            statefulset_rolled_out(&set)
-                .unwrap_err()
-                .contains("still rolling")
-        );
+        assert!(statefulset_rolled_out(&set).unwrap_err().contains("still rolling"));
     }
 
     #[test]
@@ -135,10 +102,7 @@ mod tests {
             "spec": {"replicas": 3, "selector": {}, "template": {}, "serviceName": "zk-hs"},
             "status": {"observedGeneration": 1, "replicas": 3, "readyReplicas": 2, "updatedReplicas": 3}
         }));
-        assert_eq!(
-            statefulset_rolled_out(&set).unwrap_err(),
-            "2/3 ready, 3/3 updated, 3 exist"
-        );
+        assert_eq!(statefulset_rolled_out(&set).unwrap_err(), "2/3 ready, 3/3 updated, 3 exist");
     }
 
     #[test]

@@ -14,16 +14,8 @@ pub struct ExecOutput {
     pub failure: Option<String>,
 }
 
-pub async fn exec(
-    pods: &Api<Pod>,
-    pod: &str,
-    container: &str,
-    command: &[&str],
-) -> Result<ExecOutput> {
-    let params = AttachParams::default()
-        .container(container)
-        .stdout(true)
-        .stderr(true);
+pub async fn exec(pods: &Api<Pod>, pod: &str, container: &str, command: &[&str]) -> Result<ExecOutput> {
+    let params = AttachParams::default().container(container).stdout(true).stderr(true);
     let mut process = pods
         .exec(pod, command.iter().copied(), &params)
         .await
@@ -32,26 +24,12 @@ pub async fn exec(
     let mut stderr = process.stderr().context("exec without stderr")?;
     let status = process.take_status().context("exec without status")?;
     let (mut out, mut err) = (String::new(), String::new());
-    let (read_out, read_err) = tokio::join!(
-        stdout.read_to_string(&mut out),
-        stderr.read_to_string(&mut err)
-    );
+    let (read_out, read_err) = tokio::join!(stdout.read_to_string(&mut out), stderr.read_to_string(&mut err));
     read_out?;
     read_err?;
     let status = status.await;
     process.join().await.ok();
-    let success = status
-        .as_ref()
-        .is_some_and(|status| status.status.as_deref() == Some("Success"));
-    let failure = (!success).then(|| {
-        status
-            .and_then(|status| status.message)
-            .unwrap_or_else(|| "no status".into())
-    });
-    Ok(ExecOutput {
-        stdout: out,
-        stderr: err,
-        success,
-        failure,
-    })
+    let success = status.as_ref().is_some_and(|status| status.status.as_deref() == Some("Success"));
+    let failure = (!success).then(|| status.and_then(|status| status.message).unwrap_or_else(|| "no status".into()));
+    Ok(ExecOutput { stdout: out, stderr: err, success, failure })
 }

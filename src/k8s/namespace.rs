@@ -47,19 +47,12 @@ pub async fn delete(client: &Client, name: &str, timeout: Duration) -> Result<()
         Err(kube::Error::Api(response)) if response.code == 404 => return Ok(()),
         Err(error) => return Err(error).with_context(|| format!("deleting namespace {name}")),
     }
-    wait::until(
-        &format!("namespace {name} to be deleted"),
-        timeout,
-        || async {
-            Ok(match api.get_opt(name).await? {
-                None => Probe::Done(()),
-                Some(namespace) => Probe::Pending(format!(
-                    "phase {:?}",
-                    namespace.status.and_then(|s| s.phase)
-                )),
-            })
-        },
-    )
+    wait::until(&format!("namespace {name} to be deleted"), timeout, || async {
+        Ok(match api.get_opt(name).await? {
+            None => Probe::Done(()),
+            Some(namespace) => Probe::Pending(format!("phase {:?}", namespace.status.and_then(|s| s.phase))),
+        })
+    })
     .await?;
     Ok(())
 }
@@ -67,23 +60,15 @@ pub async fn delete(client: &Client, name: &str, timeout: Duration) -> Result<()
 /// Namespaces left by stateproof runs on this host whose process is gone.
 pub async fn orphans(client: &Client) -> Result<Vec<String>> {
     let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
-    let list = Api::<Namespace>::all(client.clone())
-        .list(&ListParams::default().labels(&selector))
-        .await?;
+    let list = Api::<Namespace>::all(client.clone()).list(&ListParams::default().labels(&selector)).await?;
     let host = owner().split(':').next().unwrap_or_default().to_string();
     Ok(list
         .items
         .iter()
         .filter(|namespace| namespace.metadata.deletion_timestamp.is_none())
         .filter(|namespace| {
-            let owner = namespace
-                .annotations()
-                .get(OWNER_ANNOTATION)
-                .cloned()
-                .unwrap_or_default();
-            is_orphan(&owner, &host, |pid| {
-                std::path::Path::new(&format!("/proc/{pid}")).exists()
-            })
+            let owner = namespace.annotations().get(OWNER_ANNOTATION).cloned().unwrap_or_default();
+            is_orphan(&owner, &host, |pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
         })
         .map(|namespace| namespace.name_any())
         .collect())

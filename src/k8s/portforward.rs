@@ -21,9 +21,7 @@ impl Drop for PortForward {
 }
 
 pub async fn forward(pods: Api<Pod>, pod: &str, port: u16) -> Result<PortForward> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding a local port")?;
+    let listener = TcpListener::bind("127.0.0.1:0").await.context("binding a local port")?;
     let local = listener.local_addr()?;
     let pod = pod.to_string();
     let task = tokio::spawn(async move {

@@ -4,9 +4,7 @@
 
 use anyhow::Result;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{
-    Event, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
-};
+use k8s_openapi::api::core::v1::{Event, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams, LogParams};
 use kube::{Client, Resource, ResourceExt};
@@ -16,41 +14,13 @@ use std::path::Path;
 pub async fn collect(client: &Client, namespace: &str, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let namespaced = |file: &str| dir.join(file);
-    dump(
-        &Api::<Event>::namespaced(client.clone(), namespace),
-        &namespaced("events.yaml"),
-    )
-    .await;
-    dump(
-        &Api::<StatefulSet>::namespaced(client.clone(), namespace),
-        &namespaced("statefulsets.yaml"),
-    )
-    .await;
-    dump(
-        &Api::<Pod>::namespaced(client.clone(), namespace),
-        &namespaced("pods.yaml"),
-    )
-    .await;
-    dump(
-        &Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace),
-        &namespaced("pvcs.yaml"),
-    )
-    .await;
-    dump(
-        &Api::<Service>::namespaced(client.clone(), namespace),
-        &namespaced("services.yaml"),
-    )
-    .await;
-    dump(
-        &Api::<PodDisruptionBudget>::namespaced(client.clone(), namespace),
-        &namespaced("pdbs.yaml"),
-    )
-    .await;
-    dump(
-        &Api::<PersistentVolume>::all(client.clone()),
-        &namespaced("pvs.yaml"),
-    )
-    .await;
+    dump(&Api::<Event>::namespaced(client.clone(), namespace), &namespaced("events.yaml")).await;
+    dump(&Api::<StatefulSet>::namespaced(client.clone(), namespace), &namespaced("statefulsets.yaml")).await;
+    dump(&Api::<Pod>::namespaced(client.clone(), namespace), &namespaced("pods.yaml")).await;
+    dump(&Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace), &namespaced("pvcs.yaml")).await;
+    dump(&Api::<Service>::namespaced(client.clone(), namespace), &namespaced("services.yaml")).await;
+    dump(&Api::<PodDisruptionBudget>::namespaced(client.clone(), namespace), &namespaced("pdbs.yaml")).await;
+    dump(&Api::<PersistentVolume>::all(client.clone()), &namespaced("pvs.yaml")).await;
     node_conditions(client, &namespaced("nodes.txt")).await;
     logs(client, namespace, &dir.join("logs")).await;
     Ok(())
@@ -63,8 +33,9 @@ where
     K: Resource + Clone + Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let text = match api.list(&ListParams::default()).await {
-        Ok(list) => serde_saphyr::to_string_multiple(&list.items)
-            .unwrap_or_else(|error| format!("# cannot render: {error}\n")),
+        Ok(list) => {
+            serde_saphyr::to_string_multiple(&list.items).unwrap_or_else(|error| format!("# cannot render: {error}\n"))
+        }
         Err(error) => format!("# cannot list: {error}\n"),
     };
     let _ = std::fs::write(file, text);
@@ -72,25 +43,15 @@ where
 
 async fn node_conditions(client: &Client, file: &Path) {
     let mut text = String::new();
-    match Api::<Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-    {
+    match Api::<Node>::all(client.clone()).list(&ListParams::default()).await {
         Ok(nodes) => {
             for node in nodes.items {
                 text.push_str(&format!(
                     "{} unschedulable={}\n",
                     node.name_any(),
-                    node.spec
-                        .as_ref()
-                        .and_then(|s| s.unschedulable)
-                        .unwrap_or(false)
+                    node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false)
                 ));
-                for condition in node
-                    .status
-                    .and_then(|status| status.conditions)
-                    .unwrap_or_default()
-                {
+                for condition in node.status.and_then(|status| status.conditions).unwrap_or_default() {
                     text.push_str(&format!(
                         "  {}={} {} {}\n",
                         condition.type_,
@@ -117,17 +78,10 @@ async fn logs(client: &Client, namespace: &str, dir: &Path) {
         let containers = pod.spec.map(|spec| spec.containers).unwrap_or_default();
         for container in containers {
             for previous in [false, true] {
-                let params = LogParams {
-                    container: Some(container.name.clone()),
-                    previous,
-                    ..Default::default()
-                };
+                let params = LogParams { container: Some(container.name.clone()), previous, ..Default::default() };
                 if let Ok(text) = pods.logs(&name, &params).await {
                     let suffix = if previous { ".previous" } else { "" };
-                    let _ = std::fs::write(
-                        dir.join(format!("{name}.{}{suffix}.log", container.name)),
-                        text,
-                    );
+                    let _ = std::fs::write(dir.join(format!("{name}.{}{suffix}.log", container.name)), text);
                 }
             }
         }

@@ -10,10 +10,7 @@ pub fn render(run: &str, results: &[TestResult]) -> String {
     let mut report = Report::new(format!("stateproof {run}"));
     let mut suites: BTreeMap<(String, String), Vec<&TestResult>> = BTreeMap::new();
     for result in results {
-        let key = (
-            result.suite.clone(),
-            result.suite_file.display().to_string(),
-        );
+        let key = (result.suite.clone(), result.suite_file.display().to_string());
         suites.entry(key).or_default().push(result);
     }
     for ((name, file), results) in suites {
@@ -25,9 +22,7 @@ pub fn render(run: &str, results: &[TestResult]) -> String {
         }
         report.add_test_suite(suite);
     }
-    report
-        .to_string()
-        .unwrap_or_else(|error| format!("<!-- cannot serialize report: {error} -->"))
+    report.to_string().unwrap_or_else(|error| format!("<!-- cannot serialize report: {error} -->"))
 }
 
 fn test_case(suite: &str, result: &TestResult) -> TestCase {
@@ -52,10 +47,7 @@ fn test_case(suite: &str, result: &TestResult) -> TestCase {
     let mut case = TestCase::new(result.test.clone(), status);
     case.set_classname(suite);
     case.set_time(result.duration);
-    case.add_property((
-        "waited-on-cluster-seconds",
-        format!("{:.1}", result.waited.as_secs_f64()).as_str(),
-    ));
+    case.add_property(("waited-on-cluster-seconds", format!("{:.1}", result.waited.as_secs_f64()).as_str()));
     if let Some(dir) = &result.diagnostics {
         case.add_property(("diagnostics", dir.display().to_string().as_str()));
     }
@@ -63,13 +55,7 @@ fn test_case(suite: &str, result: &TestResult) -> TestCase {
 }
 
 fn first_line(message: &str) -> String {
-    message
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(300)
-        .collect()
+    message.lines().next().unwrap_or_default().chars().take(300).collect()
 }
 
 /// Writes the report next to its final path, then renames it into place.
@@ -101,43 +87,25 @@ mod tests {
 
     #[test]
     fn counts_and_messages_reach_the_xml() {
-        let mut failed = result(
-            "durable-storage",
-            Outcome::Failed("step 3/7 (x): claim gone\nmore".into()),
-        );
+        let mut failed = result("durable-storage", Outcome::Failed("step 3/7 (x): claim gone\nmore".into()));
         failed.diagnostics = Some("target/stateproof/run/zookeeper/durable-storage".into());
         let xml = render(
             "r1",
-            &[
-                result("sanity", Outcome::Passed),
-                failed,
-                result("liveness", Outcome::Skipped("image missing".into())),
-            ],
+            &[result("sanity", Outcome::Passed), failed, result("liveness", Outcome::Skipped("image missing".into()))],
         );
         assert!(
-            xml.contains(r#"tests="3""#)
-                && xml.contains(r#"failures="1""#)
-                && xml.contains(r#"skipped="1""#),
+            xml.contains(r#"tests="3""#) && xml.contains(r#"failures="1""#) && xml.contains(r#"skipped="1""#),
             "{xml}"
         );
-        assert!(
-            xml.contains(r#"message="step 3/7 (x): claim gone""#),
-            "{xml}"
-        );
-        assert!(
-            xml.contains("diagnostics: target/stateproof/run/zookeeper/durable-storage"),
-            "{xml}"
-        );
+        assert!(xml.contains(r#"message="step 3/7 (x): claim gone""#), "{xml}");
+        assert!(xml.contains("diagnostics: target/stateproof/run/zookeeper/durable-storage"), "{xml}");
         assert!(xml.contains(r#"time="1.500""#), "{xml}");
     }
 
     #[test]
     fn an_empty_run_is_still_a_well_formed_report() {
         let xml = render("r2", &[]);
-        assert!(
-            xml.starts_with("<?xml") && xml.contains(r#"tests="0""#),
-            "{xml}"
-        );
+        assert!(xml.starts_with("<?xml") && xml.contains(r#"tests="0""#), "{xml}");
     }
 
     #[test]
@@ -147,10 +115,6 @@ mod tests {
         write(&path, "r3", &[result("sanity", Outcome::Passed)]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("sanity"));
-        assert_eq!(
-            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
-            1,
-            "no partial file left behind"
-        );
+        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no partial file left behind");
     }
 }

@@ -4,10 +4,8 @@
 use super::{Outcome, TestResult};
 
 pub fn render(results: &[TestResult]) -> String {
-    let mut lines = vec![format!(
-        "{:<44} {:<7} {:>9} {:>12} {:>10}",
-        "test", "result", "total s", "cluster s", "harness s"
-    )];
+    let mut lines =
+        vec![format!("{:<44} {:<7} {:>9} {:>12} {:>10}", "test", "result", "total s", "cluster s", "harness s")];
     for result in results {
         let outcome = match result.outcome {
             Outcome::Passed => "ok",

@@ -56,13 +56,10 @@ impl SuiteEnv {
         let namespace = namespace_name(&suite.name);
         namespace::create(&cluster.client, &namespace, run).await?;
         let pods = Api::<Pod>::namespaced(cluster.client.clone(), &namespace);
-        let members = Members {
-            pods,
-            statefulset: suite.params.statefulset.clone(),
-            client_port: suite.params.client_port,
-        };
+        let members =
+            Members { pods, statefulset: suite.params.statefulset.clone(), client_port: suite.params.client_port };
         let env = SuiteEnv {
-            adapter: Adapter::new(suite.system, members.clone()),
+            adapter: Adapter::new(suite.system, members.reach()),
             sets: Api::namespaced(cluster.client.clone(), &namespace),
             suite,
             cluster,
@@ -77,16 +74,12 @@ impl SuiteEnv {
             env.namespace
         );
         env.apply().await?;
-        env.wait_ready(env.suite.params.ready_timeout())
-            .await
-            .context("the fixture never became ready")?;
+        env.wait_ready(env.suite.params.ready_timeout()).await.context("the fixture never became ready")?;
         Ok(Readiness::Ready(Box::new(env)))
     }
 
     pub async fn apply(&self) -> Result<()> {
-        Applier::new(self.cluster.client.clone(), &self.namespace)
-            .apply(&self.manifests)
-            .await
+        Applier::new(self.cluster.client.clone(), &self.namespace).apply(&self.manifests).await
     }
 
     pub async fn replicas(&self) -> Result<u32> {
@@ -98,34 +91,24 @@ impl SuiteEnv {
     pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
         let name = &self.suite.params.statefulset;
         let started = std::time::Instant::now();
-        wait::until(
-            &format!("StatefulSet {name} to roll out"),
-            timeout,
-            || async {
-                Ok(match self.sets.get_opt(name).await? {
-                    None => Probe::Pending("does not exist".into()),
-                    Some(set) => match statefulset_rolled_out(&set) {
-                        Ok(()) => Probe::Done(()),
-                        Err(missing) => Probe::Pending(missing),
-                    },
-                })
-            },
-        )
+        wait::until(&format!("StatefulSet {name} to roll out"), timeout, || async {
+            Ok(match self.sets.get_opt(name).await? {
+                None => Probe::Pending("does not exist".into()),
+                Some(set) => match statefulset_rolled_out(&set) {
+                    Ok(()) => Probe::Done(()),
+                    Err(missing) => Probe::Pending(missing),
+                },
+            })
+        })
         .await?;
         let replicas = self.replicas().await?;
-        let remaining = timeout
-            .saturating_sub(started.elapsed())
-            .max(Duration::from_secs(30));
-        wait::until(
-            &format!("{} members to report a healthy ensemble", replicas),
-            remaining,
-            || async {
-                Ok(match self.adapter.health(replicas).await? {
-                    Ok(()) => Probe::Done(()),
-                    Err(why) => Probe::Pending(why),
-                })
-            },
-        )
+        let remaining = timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(30));
+        wait::until(&format!("{} members to report a healthy ensemble", replicas), remaining, || async {
+            Ok(match self.adapter.health(replicas).await? {
+                Ok(()) => Probe::Done(()),
+                Err(why) => Probe::Pending(why),
+            })
+        })
         .await?;
         Ok(())
     }
@@ -135,15 +118,8 @@ impl SuiteEnv {
             eprintln!("stateproof: keeping namespace {}", self.namespace);
             return Ok(());
         }
-        namespace::delete(
-            &self.cluster.client,
-            &self.namespace,
-            NAMESPACE_DELETE_TIMEOUT,
-        )
-        .await?;
-        Applier::new(self.cluster.client.clone(), &self.namespace)
-            .delete_cluster_scoped(&self.manifests)
-            .await
+        namespace::delete(&self.cluster.client, &self.namespace, NAMESPACE_DELETE_TIMEOUT).await?;
+        Applier::new(self.cluster.client.clone(), &self.namespace).delete_cluster_scoped(&self.manifests).await
     }
 }
 
@@ -151,18 +127,9 @@ impl SuiteEnv {
 /// names by replacing digits in their own FQDN.
 fn namespace_name(suite: &str) -> String {
     let mut rng = rand::rng();
-    let suffix: String = (0..5)
-        .map(|_| rng.random_range(b'a'..=b'z') as char)
-        .collect();
-    let base: String = suite
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    format!(
-        "sp-{}-{suffix}",
-        base.trim_matches('-').chars().take(40).collect::<String>()
-    )
+    let suffix: String = (0..5).map(|_| rng.random_range(b'a'..=b'z') as char).collect();
+    let base: String = suite.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    format!("sp-{}-{suffix}", base.trim_matches('-').chars().take(40).collect::<String>())
 }
 
 #[cfg(test)]
@@ -171,16 +138,9 @@ mod tests {
 
     #[test]
     fn namespace_names_are_valid_and_distinct() {
-        let (a, b) = (
-            namespace_name("ZooKeeper suite"),
-            namespace_name("ZooKeeper suite"),
-        );
+        let (a, b) = (namespace_name("ZooKeeper suite"), namespace_name("ZooKeeper suite"));
         assert!(a.starts_with("sp-zookeeper-suite-"), "{a}");
         assert_ne!(a, b);
-        assert!(
-            a.len() <= 63
-                && a.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        );
+        assert!(a.len() <= 63 && a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
     }
 }

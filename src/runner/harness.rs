@@ -52,22 +52,13 @@ pub fn main() -> ! {
     let settings = Settings::from_env();
     let run = run_id();
     let (suites, load_errors) = discover(&settings);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let shared = Arc::new(Shared {
         settings,
         run,
         runtime,
         clusters: Mutex::default(),
-        suites: suites
-            .into_iter()
-            .map(|loaded| SuiteSlot {
-                loaded,
-                env: tokio::sync::Mutex::new(None),
-            })
-            .collect(),
+        suites: suites.into_iter().map(|loaded| SuiteSlot { loaded, env: tokio::sync::Mutex::new(None) }).collect(),
         gate: ClusterGate::default(),
         results: Mutex::default(),
         running: Mutex::default(),
@@ -106,11 +97,7 @@ pub fn main() -> ! {
 }
 
 fn run_id() -> String {
-    format!(
-        "{}-{}",
-        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
-        std::process::id()
-    )
+    format!("{}-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S"), std::process::id())
 }
 
 fn discover(settings: &Settings) -> (Vec<LoadedSuite>, Vec<LoadError>) {
@@ -134,10 +121,7 @@ fn load_error_trials(shared: &Arc<Shared>, errors: Vec<LoadError>) -> Vec<Trial>
     errors
         .into_iter()
         .map(|error| {
-            let stem = error
-                .file
-                .file_stem()
-                .map_or("suites".into(), |s| s.to_string_lossy().into_owned());
+            let stem = error.file.file_stem().map_or("suites".into(), |s| s.to_string_lossy().into_owned());
             let shared = shared.clone();
             Trial::test(format!("{stem}::load"), move || {
                 let message = error.to_string();
@@ -165,9 +149,7 @@ fn test_trials(shared: &Arc<Shared>) -> Vec<Trial> {
         for (test_index, test) in slot.loaded.suite.tests.iter().enumerate() {
             let shared = shared.clone();
             let name = format!("{}::{}", slot.loaded.suite.name, test.name);
-            trials.push(Trial::ignorable_test(name, move || {
-                run_trial(&shared, suite_index, test_index)
-            }));
+            trials.push(Trial::ignorable_test(name, move || run_trial(&shared, suite_index, test_index)));
         }
     }
     trials
@@ -175,28 +157,18 @@ fn test_trials(shared: &Arc<Shared>) -> Vec<Trial> {
 
 fn unmatched_filter(args: &Arguments, trials: &[Trial]) -> Option<String> {
     let filter = args.filter.clone()?;
-    trials
-        .iter()
-        .all(|trial| args.is_filtered_out(trial))
-        .then_some(filter)
+    trials.iter().all(|trial| args.is_filtered_out(trial)).then_some(filter)
 }
 
-fn run_trial(
-    shared: &Arc<Shared>,
-    suite_index: usize,
-    test_index: usize,
-) -> Result<Completion, Failed> {
+fn run_trial(shared: &Arc<Shared>, suite_index: usize, test_index: usize) -> Result<Completion, Failed> {
     let slot = &shared.suites[suite_index];
     let spec = &slot.loaded.suite.tests[test_index];
     let label = format!("{}::{}", slot.loaded.suite.name, spec.name);
-    shared.running.lock().unwrap().insert(
-        label.clone(),
-        (
-            slot.loaded.suite.name.clone(),
-            slot.loaded.file.clone(),
-            Instant::now(),
-        ),
-    );
+    shared
+        .running
+        .lock()
+        .unwrap()
+        .insert(label.clone(), (slot.loaded.suite.name.clone(), slot.loaded.file.clone(), Instant::now()));
     let started = Instant::now();
     let (outcome, waited) = shared.runtime.block_on(wait::measured(async {
         let _pass = shared.gate.enter(spec.disrupts).await;
@@ -238,11 +210,7 @@ async fn setup(shared: &Shared, loaded: &LoadedSuite) -> EnvState {
     };
     match SuiteEnv::setup(loaded, &shared.settings, cluster.clone(), &shared.run).await {
         Ok(Readiness::Ready(env)) => {
-            shared
-                .namespaces
-                .lock()
-                .unwrap()
-                .push((cluster, env.namespace.clone()));
+            shared.namespaces.lock().unwrap().push((cluster, env.namespace.clone()));
             EnvState::Ready(env)
         }
         Ok(Readiness::Unavailable(reason)) => EnvState::Unavailable(reason),
@@ -252,13 +220,7 @@ async fn setup(shared: &Shared, loaded: &LoadedSuite) -> EnvState {
 
 /// One cluster per kind config for the whole run, brought up on first use.
 async fn cluster_for(shared: &Shared, config: &str) -> Result<Arc<Cluster>, String> {
-    let cell = shared
-        .clusters
-        .lock()
-        .unwrap()
-        .entry(config.to_string())
-        .or_default()
-        .clone();
+    let cell = shared.clusters.lock().unwrap().entry(config.to_string()).or_default().clone();
     cell.get_or_init(|| async {
         let mut settings = shared.settings.clone();
         if let ClusterChoice::Kind { name, .. } = &mut settings.cluster
@@ -266,9 +228,7 @@ async fn cluster_for(shared: &Shared, config: &str) -> Result<Arc<Cluster>, Stri
         {
             *name = format!("{name}-{config}");
         }
-        let cluster = Cluster::provide(&settings, config)
-            .await
-            .map_err(|error| format!("{error:#}"))?;
+        let cluster = Cluster::provide(&settings, config).await.map_err(|error| format!("{error:#}"))?;
         reap_orphans(&cluster).await;
         Ok(Arc::new(cluster))
     })
@@ -285,11 +245,7 @@ async fn reap_orphans(cluster: &Cluster) {
     }
 }
 
-async fn execute(
-    shared: &Shared,
-    env: &SuiteEnv,
-    spec: &suite::TestSpec,
-) -> (Outcome, Option<PathBuf>) {
+async fn execute(shared: &Shared, env: &SuiteEnv, spec: &suite::TestSpec) -> (Outcome, Option<PathBuf>) {
     let result = async {
         env.wait_ready(env.suite.params.ready_timeout())
             .await
@@ -300,20 +256,14 @@ async fn execute(
     match result {
         Ok(()) => (Outcome::Passed, None),
         Err(error) => {
-            let dir = shared
-                .settings
-                .report_dir
-                .join(&shared.run)
-                .join(&env.suite.name)
-                .join(&spec.name);
-            let diagnostics =
-                match diagnostics::collect(&env.cluster.client, &env.namespace, &dir).await {
-                    Ok(()) => Some(dir),
-                    Err(collect_error) => {
-                        eprintln!("stateproof: could not collect diagnostics: {collect_error:#}");
-                        None
-                    }
-                };
+            let dir = shared.settings.report_dir.join(&shared.run).join(&env.suite.name).join(&spec.name);
+            let diagnostics = match diagnostics::collect(&env.cluster.client, &env.namespace, &dir).await {
+                Ok(()) => Some(dir),
+                Err(collect_error) => {
+                    eprintln!("stateproof: could not collect diagnostics: {collect_error:#}");
+                    None
+                }
+            };
             (Outcome::Failed(format!("{error:#}")), diagnostics)
         }
     }
@@ -356,10 +306,7 @@ fn write_report(shared: &Shared, results: &[TestResult]) {
     let path = &shared.settings.junit_path;
     match junit::write(path, &shared.run, results) {
         Ok(()) => eprintln!("stateproof: JUnit report {}", path.display()),
-        Err(error) => eprintln!(
-            "stateproof: cannot write the JUnit report {}: {error}",
-            path.display()
-        ),
+        Err(error) => eprintln!("stateproof: cannot write the JUnit report {}: {error}", path.display()),
     }
 }
 
@@ -376,9 +323,7 @@ fn watch_for_interrupt(shared: &Arc<Shared>) {
                 _ = async { match terminate.as_mut() { Some(signal) => { signal.recv().await; } None => std::future::pending().await } } => {}
             }
         });
-        eprintln!(
-            "\nstateproof: interrupted; cleaning up (interrupt again to abandon the cleanup)"
-        );
+        eprintln!("\nstateproof: interrupted; cleaning up (interrupt again to abandon the cleanup)");
         let running: Vec<_> = shared.running.lock().unwrap().drain().collect();
         for (test, (suite, file, started)) in running {
             record(
@@ -386,9 +331,7 @@ fn watch_for_interrupt(shared: &Arc<Shared>) {
                 TestResult {
                     suite,
                     suite_file: file,
-                    test: test
-                        .split_once("::")
-                        .map_or(test.clone(), |(_, name)| name.to_string()),
+                    test: test.split_once("::").map_or(test.clone(), |(_, name)| name.to_string()),
                     outcome: Outcome::Failed("interrupted".into()),
                     duration: started.elapsed(),
                     waited: Duration::ZERO,

@@ -18,14 +18,8 @@ pub struct Pass<'a> {
 impl ClusterGate {
     pub async fn enter(&self, disruption: Disruption) -> Pass<'_> {
         match disruption {
-            Disruption::Suite => Pass {
-                _shared: Some(self.lock.read().await),
-                _exclusive: None,
-            },
-            Disruption::Nodes => Pass {
-                _shared: None,
-                _exclusive: Some(self.lock.write().await),
-            },
+            Disruption::Suite => Pass { _shared: Some(self.lock.read().await), _exclusive: None },
+            Disruption::Nodes => Pass { _shared: None, _exclusive: Some(self.lock.write().await) },
         }
     }
 }

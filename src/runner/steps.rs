@@ -38,11 +38,7 @@ pub struct TestRun<'a> {
 
 impl<'a> TestRun<'a> {
     pub fn new(env: &'a SuiteEnv, spec: &TestSpec) -> Self {
-        TestRun {
-            env,
-            label: format!("{}::{}", env.suite.name, spec.name),
-            state: TestState::default(),
-        }
+        TestRun { env, label: format!("{}::{}", env.suite.name, spec.name), state: TestState::default() }
     }
 
     /// Runs every step, stopping at the first failure, then cleans up.
@@ -62,12 +58,7 @@ impl<'a> TestRun<'a> {
                 outcome = Err(error.context(format!("step {}/{total} ({step})", index + 1)));
                 break;
             }
-            eprintln!(
-                "[{}] step {}/{total} ok ({:.1}s)",
-                self.label,
-                index + 1,
-                started.elapsed().as_secs_f64()
-            );
+            eprintln!("[{}] step {}/{total} ok ({:.1}s)", self.label, index + 1, started.elapsed().as_secs_f64());
         }
         let cleanup = self.undo_node_faults().await;
         match (outcome, cleanup) {
@@ -81,70 +72,35 @@ impl<'a> TestRun<'a> {
         let env = self.env;
         match step {
             Step::Write { member, key, value } => {
-                let record = wait::until(
-                    &format!("a write on member {member} to succeed"),
-                    CLIENT_RETRY,
-                    || async { Ok(Probe::Done(env.adapter.write(*member, key, value).await?)) },
-                )
+                let record = wait::until(&format!("a write on member {member} to succeed"), CLIENT_RETRY, || async {
+                    Ok(Probe::Done(env.adapter.write(*member, key, value).await?))
+                })
                 .await?;
                 self.state.written.insert(key.clone(), record);
             }
-            Step::Read {
-                member,
-                key,
-                expect,
-                unchanged,
-                within,
-            } => {
+            Step::Read { member, key, expect, unchanged, within } => {
                 let written = if *unchanged {
-                    Some(
-                        self.state
-                            .written
-                            .get(key)
-                            .cloned()
-                            .ok_or_else(|| anyhow!("this test never wrote {key}"))?,
-                    )
+                    Some(self.state.written.get(key).cloned().ok_or_else(|| anyhow!("this test never wrote {key}"))?)
                 } else {
                     None
                 };
-                self.read(
-                    *member,
-                    key,
-                    expect,
-                    written.as_ref(),
-                    within.unwrap_or(CLIENT_RETRY),
-                )
-                .await?;
+                self.read(*member, key, expect, written.as_ref(), within.unwrap_or(CLIENT_RETRY)).await?;
             }
             Step::WaitReady => env.wait_ready(env.suite.params.ready_timeout()).await?,
             Step::RememberStorage => self.state.storage = Some(self.storage_snapshot().await?),
             Step::ExpectSameStorage => {
-                let before = self
-                    .state
-                    .storage
-                    .as_ref()
-                    .context("no storage remembered")?;
-                storage::same_storage(before, &self.storage_snapshot().await?)
-                    .map_err(|why| anyhow!(why))?;
+                let before = self.state.storage.as_ref().context("no storage remembered")?;
+                storage::same_storage(before, &self.storage_snapshot().await?).map_err(|why| anyhow!(why))?;
             }
             Step::DeleteStatefulset => {
-                faults::delete_statefulset(
-                    &env.sets,
-                    &env.members.pods,
-                    &env.suite.params.statefulset,
-                    DELETE_TIMEOUT,
-                )
-                .await?
+                faults::delete_statefulset(&env.sets, &env.members.pods, &env.suite.params.statefulset, DELETE_TIMEOUT)
+                    .await?
             }
             Step::ApplyFixture => env.apply().await?,
-            Step::DeletePod { member } => {
-                faults::delete_pod(&env.members.pods, &env.members.pod(*member)).await?
-            }
+            Step::DeletePod { member } => faults::delete_pod(&env.members.pods, &env.members.pod(*member)).await?,
             Step::Signal { member, signal } => {
                 let pod = env.members.pods.get(&env.members.pod(*member)).await?;
-                self.state
-                    .restarts_before
-                    .insert(*member, restart_count(&pod, &env.suite.params.container));
+                self.state.restarts_before.insert(*member, restart_count(&pod, &env.suite.params.container));
                 let name = match signal {
                     ProcessSignal::Kill => "KILL",
                     ProcessSignal::Stop => "STOP",
@@ -152,11 +108,11 @@ impl<'a> TestRun<'a> {
                 faults::signal(&env.cluster, &pod, &env.suite.params.container, name).await?;
             }
             Step::ExpectRestart { member, within } => {
-                self.expect_restart(*member, within.unwrap_or(RESTART_TIMEOUT))
-                    .await?
+                self.expect_restart(*member, within.unwrap_or(RESTART_TIMEOUT)).await?
             }
-            Step::ExpectSpread => placement::spread_across_nodes(&self.placement().await?)
-                .map_err(|why| anyhow!(why))?,
+            Step::ExpectSpread => {
+                placement::spread_across_nodes(&self.placement().await?).map_err(|why| anyhow!(why))?
+            }
             Step::ExpectAntiAffinity => {
                 let set = env.sets.get(&env.suite.params.statefulset).await?;
                 placement::requires_anti_affinity(&set).map_err(|why| anyhow!(why))?;
@@ -206,12 +162,7 @@ impl<'a> TestRun<'a> {
             .spec
             .as_ref()
             .and_then(|spec| spec.volume_claim_templates.as_ref())
-            .map(|claims| {
-                claims
-                    .iter()
-                    .filter_map(|claim| claim.metadata.name.clone())
-                    .collect()
-            })
+            .map(|claims| claims.iter().filter_map(|claim| claim.metadata.name.clone()).collect())
             .unwrap_or_default();
         if templates.is_empty() {
             bail!(
@@ -219,16 +170,12 @@ impl<'a> TestRun<'a> {
                 set.metadata.name.unwrap_or_default()
             );
         }
-        let claims =
-            Api::<PersistentVolumeClaim>::namespaced(env.cluster.client.clone(), &env.namespace);
+        let claims = Api::<PersistentVolumeClaim>::namespaced(env.cluster.client.clone(), &env.namespace);
         let mut snapshot = BTreeMap::new();
         for member in 0..env.replicas().await? {
             for template in &templates {
                 let name = format!("{template}-{}", env.members.pod(member));
-                let claim = claims
-                    .get(&name)
-                    .await
-                    .with_context(|| format!("reading claim {name}"))?;
+                let claim = claims.get(&name).await.with_context(|| format!("reading claim {name}"))?;
                 let entry = storage::Claim {
                     uid: claim.metadata.uid.clone().unwrap_or_default(),
                     volume: claim.spec.and_then(|spec| spec.volume_name),
@@ -243,19 +190,11 @@ impl<'a> TestRun<'a> {
         let env = self.env;
         let before = self.state.restarts_before[&member];
         let pod_name = env.members.pod(member);
-        wait::until(
-            &format!("{pod_name}'s container to be restarted"),
-            within,
-            || async {
-                let pod = env.members.pods.get(&pod_name).await?;
-                let now = restart_count(&pod, &env.suite.params.container);
-                Ok(if now > before {
-                    Probe::Done(())
-                } else {
-                    Probe::Pending(format!("restartCount still {now}"))
-                })
-            },
-        )
+        wait::until(&format!("{pod_name}'s container to be restarted"), within, || async {
+            let pod = env.members.pods.get(&pod_name).await?;
+            let now = restart_count(&pod, &env.suite.params.container);
+            Ok(if now > before { Probe::Done(()) } else { Probe::Pending(format!("restartCount still {now}")) })
+        })
         .await?;
         Ok(())
     }
@@ -271,15 +210,8 @@ impl<'a> TestRun<'a> {
     }
 
     async fn node_of(&self, member: Member) -> Result<String> {
-        let pod: Pod = self
-            .env
-            .members
-            .pods
-            .get(&self.env.members.pod(member))
-            .await?;
-        pod.spec
-            .and_then(|spec| spec.node_name)
-            .with_context(|| format!("member {member} is not on a node"))
+        let pod: Pod = self.env.members.pods.get(&self.env.members.pod(member)).await?;
+        pod.spec.and_then(|spec| spec.node_name).with_context(|| format!("member {member} is not on a node"))
     }
 
     fn nodes(&self) -> Api<Node> {
@@ -291,19 +223,16 @@ impl<'a> TestRun<'a> {
         let pod = self.env.members.pod(member);
         let outcomes = faults::drain(&self.nodes(), &self.env.members.pods, &node).await;
         self.state.cordoned.push(node.clone());
-        let outcome = outcomes?
-            .into_iter()
-            .find(|(name, _)| *name == pod)
-            .map(|(_, outcome)| outcome);
+        let outcome = outcomes?.into_iter().find(|(name, _)| *name == pod).map(|(_, outcome)| outcome);
         match (expect, outcome) {
             (DrainOutcome::Evicted, Some(Eviction::Granted)) => Ok(()),
             (DrainOutcome::Evicted, Some(Eviction::RefusedByBudget(why))) => {
                 bail!("evicting {pod} from {node} was refused: {why}")
             }
             (DrainOutcome::RefusedByPdb, Some(Eviction::RefusedByBudget(_))) => Ok(()),
-            (DrainOutcome::RefusedByPdb, Some(Eviction::Granted)) => bail!(
-                "evicting {pod} from {node} was granted: no PodDisruptionBudget protects the ensemble's quorum"
-            ),
+            (DrainOutcome::RefusedByPdb, Some(Eviction::Granted)) => {
+                bail!("evicting {pod} from {node} was granted: no PodDisruptionBudget protects the ensemble's quorum")
+            }
             (_, None) => bail!("{pod} was not on node {node} when it was drained"),
         }
     }
@@ -319,18 +248,10 @@ impl<'a> TestRun<'a> {
         let nodes = self.nodes();
         for node in std::mem::take(&mut self.state.stopped) {
             self.env.cluster.start_node(&node).await?;
-            wait::until(
-                &format!("node {node} to be Ready again"),
-                within,
-                || async {
-                    let status = node_ready_status(&nodes.get(&node).await?);
-                    Ok(if status == "True" {
-                        Probe::Done(())
-                    } else {
-                        Probe::Pending(format!("Ready={status}"))
-                    })
-                },
-            )
+            wait::until(&format!("node {node} to be Ready again"), within, || async {
+                let status = node_ready_status(&nodes.get(&node).await?);
+                Ok(if status == "True" { Probe::Done(()) } else { Probe::Pending(format!("Ready={status}")) })
+            })
             .await?;
         }
         Ok(())

@@ -9,22 +9,9 @@ impl fmt::Display for Step {
             Step::Write { member, key, value } => {
                 write!(f, "write {key}={value:?} on member {member}")
             }
-            Step::Read {
-                member,
-                key,
-                expect,
-                unchanged,
-                ..
-            } => {
-                let version = if *unchanged {
-                    " (same version as written)"
-                } else {
-                    ""
-                };
-                write!(
-                    f,
-                    "read {key} on member {member}, expect {expect:?}{version}"
-                )
+            Step::Read { member, key, expect, unchanged, .. } => {
+                let version = if *unchanged { " (same version as written)" } else { "" };
+                write!(f, "read {key} on member {member}, expect {expect:?}{version}")
             }
             Step::WaitReady => write!(f, "wait until rolled out and healthy"),
             Step::RememberStorage => write!(f, "remember every member's claims and volumes"),
@@ -45,10 +32,7 @@ impl fmt::Display for Step {
             }
             Step::Drain { member, expect } => match expect {
                 DrainOutcome::Evicted => write!(f, "drain the node of member {member}"),
-                DrainOutcome::RefusedByPdb => write!(
-                    f,
-                    "drain the node of member {member}, expect the PDB to refuse"
-                ),
+                DrainOutcome::RefusedByPdb => write!(f, "drain the node of member {member}, expect the PDB to refuse"),
             },
             Step::Uncordon => write!(f, "uncordon the nodes this test cordoned"),
             Step::StopNode { member } => write!(f, "stop the node of member {member}"),

@@ -29,34 +29,22 @@ pub struct LoadedSuite {
 /// Every `*.yaml` file of the suites folder, in name order.
 pub fn discover(settings: &Settings) -> Result<Vec<PathBuf>, LoadError> {
     let dir = &settings.suites_dir;
-    let entries = std::fs::read_dir(dir).map_err(|error| LoadError {
-        file: dir.clone(),
-        message: format!("cannot read the suites folder: {error}"),
-    })?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|error| LoadError { file: dir.clone(), message: format!("cannot read the suites folder: {error}") })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|ext| ext == "yaml" || ext == "yml")
-        })
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml"))
         .collect();
     files.sort();
     Ok(files)
 }
 
 pub fn load(file: &Path, settings: &Settings) -> Result<LoadedSuite, LoadError> {
-    let fail = |message: String| LoadError {
-        file: file.to_path_buf(),
-        message,
-    };
-    let text =
-        std::fs::read_to_string(file).map_err(|error| fail(format!("cannot read: {error}")))?;
+    let fail = |message: String| LoadError { file: file.to_path_buf(), message };
+    let text = std::fs::read_to_string(file).map_err(|error| fail(format!("cannot read: {error}")))?;
     let suite = parse(&text).map_err(fail)?;
     validate(&suite, settings).map_err(fail)?;
-    Ok(LoadedSuite {
-        file: file.to_path_buf(),
-        suite,
-    })
+    Ok(LoadedSuite { file: file.to_path_buf(), suite })
 }
 
 pub fn parse(text: &str) -> Result<Suite, String> {
@@ -66,11 +54,7 @@ pub fn parse(text: &str) -> Result<Suite, String> {
 fn validate(suite: &Suite, settings: &Settings) -> Result<(), String> {
     let fixture = settings.fixture_dir(&suite.fixture);
     if !fixture.is_dir() {
-        return Err(format!(
-            "fixture '{}' not found: no folder {}",
-            suite.fixture,
-            fixture.display()
-        ));
+        return Err(format!("fixture '{}' not found: no folder {}", suite.fixture, fixture.display()));
     }
     let mut names = HashSet::new();
     for test in &suite.tests {
@@ -149,13 +133,7 @@ tests:
             }
             other => panic!("expected a read, got {other:?}"),
         }
-        assert!(matches!(
-            suite.tests[1].steps[0],
-            Step::Signal {
-                signal: ProcessSignal::Stop,
-                ..
-            }
-        ));
+        assert!(matches!(suite.tests[1].steps[0], Step::Signal { signal: ProcessSignal::Stop, .. }));
     }
 
     #[test]
@@ -181,9 +159,7 @@ tests:
 
     #[test]
     fn a_comparison_without_its_observation_is_rejected() {
-        let suite =
-            parse(&MINIMAL.replace("- signal: {member: 1, signal: STOP}", "- expect-spread"))
-                .unwrap();
+        let suite = parse(&MINIMAL.replace("- signal: {member: 1, signal: STOP}", "- expect-spread")).unwrap();
         let error = check_step_order(&suite.tests[1].name, &suite.tests[1].steps).unwrap_err();
         assert!(error.contains("needs an earlier signal"), "{error}");
     }

@@ -5,6 +5,4 @@ pub mod load;
 pub mod model;
 
 pub use load::{LoadError, LoadedSuite, discover, load};
-pub use model::{
-    Disruption, DrainOutcome, Member, ProcessSignal, Step, Suite, SystemKind, TestSpec,
-};
+pub use model::{Disruption, DrainOutcome, Member, ProcessSignal, Step, Suite, SystemKind, TestSpec};

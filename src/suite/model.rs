@@ -78,11 +78,7 @@ pub type Member = u32;
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub enum Step {
     /// Write `value` at `key` through the system's client on `member`.
-    Write {
-        member: Member,
-        key: String,
-        value: String,
-    },
+    Write { member: Member, key: String, value: String },
     /// Read `key` on `member` until it equals `expect`; with `unchanged`, the
     /// record must also be the very version this test wrote (same zxid).
     Read {
@@ -108,10 +104,7 @@ pub enum Step {
     /// Delete one member's pod.
     DeletePod { member: Member },
     /// Send a signal to the server process of `member` (KILL, or STOP to freeze it).
-    Signal {
-        member: Member,
-        signal: ProcessSignal,
-    },
+    Signal { member: Member, signal: ProcessSignal },
     /// The member's server container was restarted since the last `signal` step.
     ExpectRestart {
         member: Member,
@@ -123,10 +116,7 @@ pub enum Step {
     /// The StatefulSet requires its members on different nodes.
     ExpectAntiAffinity,
     /// Cordon the node of `member` and evict the suite's pods from it.
-    Drain {
-        member: Member,
-        expect: DrainOutcome,
-    },
+    Drain { member: Member, expect: DrainOutcome },
     /// Uncordon every node this test cordoned.
     Uncordon,
     /// Stop the node (container) that runs `member`.
@@ -156,11 +146,8 @@ mod duration_opt {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<Duration>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
         let text = Option::<String>::deserialize(deserializer)?;
-        text.map(|text| humantime::parse_duration(&text).map_err(serde::de::Error::custom))
-            .transpose()
+        text.map(|text| humantime::parse_duration(&text).map_err(serde::de::Error::custom)).transpose()
     }
 }

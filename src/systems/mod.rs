@@ -1,12 +1,14 @@
 //! System adapters: how stateproof writes to, reads from and judges the
 //! health of each system under test, as its own clients would.
 
+pub mod reach;
 pub mod zookeeper;
 
 use crate::suite::{Member, SystemKind};
 use anyhow::Result;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
+use reach::Reach;
 
 /// What a member's client reports about a record: its value and the
 /// system's own version of it (ZooKeeper: the mzxid).
@@ -28,6 +30,10 @@ impl Members {
     pub fn pod(&self, member: Member) -> String {
         format!("{}-{member}", self.statefulset)
     }
+
+    pub fn reach(&self) -> Reach {
+        Reach::PortForward { pods: self.pods.clone(), statefulset: self.statefulset.clone(), port: self.client_port }
+    }
 }
 
 pub enum Adapter {
@@ -35,9 +41,9 @@ pub enum Adapter {
 }
 
 impl Adapter {
-    pub fn new(kind: SystemKind, members: Members) -> Self {
+    pub fn new(kind: SystemKind, reach: Reach) -> Self {
         match kind {
-            SystemKind::Zookeeper => Adapter::ZooKeeper(zookeeper::ZooKeeper::new(members)),
+            SystemKind::Zookeeper => Adapter::ZooKeeper(zookeeper::ZooKeeper::new(reach)),
         }
     }
 

@@ -1,9 +1,9 @@
 //! ZooKeeper through the `zookeeper-client` crate, one member at a time over
 //! a port-forward, and the four-letter words for quorum state.
 
-use super::{Members, Record};
+use super::Record;
+use super::reach::{Endpoint, Reach};
 use crate::checks::quorum::{self, MemberState};
-use crate::k8s::portforward;
 use crate::suite::Member;
 use anyhow::{Context, Result};
 use std::time::Duration;
@@ -15,29 +15,27 @@ const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 const FOUR_LETTER_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct ZooKeeper {
-    members: Members,
+    reach: Reach,
 }
 
 impl ZooKeeper {
-    pub fn new(members: Members) -> Self {
-        ZooKeeper { members }
+    pub fn new(reach: Reach) -> Self {
+        ZooKeeper { reach }
     }
 
-    async fn session(&self, member: Member) -> Result<(Client, portforward::PortForward)> {
-        let pod = self.members.pod(member);
-        let forward =
-            portforward::forward(self.members.pods.clone(), &pod, self.members.client_port).await?;
+    async fn session(&self, member: Member) -> Result<(Client, Endpoint)> {
+        let endpoint = self.reach.endpoint(member).await?;
         let client = Client::connector()
             .with_session_timeout(SESSION_TIMEOUT)
             .with_connection_timeout(SESSION_TIMEOUT)
-            .connect(&forward.local.to_string())
+            .connect(&endpoint.address.to_string())
             .await
-            .with_context(|| format!("connecting to ZooKeeper on {pod}"))?;
-        Ok((client, forward))
+            .with_context(|| format!("connecting to ZooKeeper on {}", self.reach.describe(member)))?;
+        Ok((client, endpoint))
     }
 
     pub async fn write(&self, member: Member, key: &str, value: &str) -> Result<Record> {
-        let (client, _forward) = self.session(member).await?;
+        let (client, _endpoint) = self.session(member).await?;
         create_parents(&client, key).await?;
         let options = CreateMode::Persistent.with_acls(Acls::anyone_all());
         let stat = match client.create(key, value.as_bytes(), &options).await {
@@ -49,19 +47,12 @@ impl ZooKeeper {
         };
         // A create's Stat is invalid on servers before 3.8.2 (ZOOKEEPER-4026):
         // read the version back through the same session.
-        let (_, stat) = if stat.is_invalid() {
-            client.get_data(key).await?
-        } else {
-            (Vec::new(), stat)
-        };
-        Ok(Record {
-            value: value.to_string(),
-            version: stat.mzxid,
-        })
+        let (_, stat) = if stat.is_invalid() { client.get_data(key).await? } else { (Vec::new(), stat) };
+        Ok(Record { value: value.to_string(), version: stat.mzxid })
     }
 
     pub async fn read(&self, member: Member, key: &str) -> Result<Option<Record>> {
-        let (client, _forward) = self.session(member).await?;
+        let (client, _endpoint) = self.session(member).await?;
         // A follower may lag the leader; sync makes this read see every
         // write committed before it (what the upstream tests do).
         match client.sync(key).await {
@@ -71,10 +62,9 @@ impl ZooKeeper {
             }
         }
         match client.get_data(key).await {
-            Ok((data, stat)) => Ok(Some(Record {
-                value: String::from_utf8_lossy(&data).into_owned(),
-                version: stat.mzxid,
-            })),
+            Ok((data, stat)) => {
+                Ok(Some(Record { value: String::from_utf8_lossy(&data).into_owned(), version: stat.mzxid }))
+            }
             Err(ZkError::NoNode) => Ok(None),
             Err(error) => Err(error).with_context(|| format!("reading {key} on member {member}")),
         }
@@ -94,25 +84,32 @@ impl ZooKeeper {
     }
 
     async fn four_letter_word(&self, member: Member, word: &str) -> Result<String> {
-        let pod = self.members.pod(member);
-        let forward =
-            portforward::forward(self.members.pods.clone(), &pod, self.members.client_port).await?;
+        let endpoint = self.reach.endpoint(member).await?;
         let exchange = async {
-            let mut stream = TcpStream::connect(forward.local).await?;
+            let mut stream = TcpStream::connect(endpoint.address).await?;
             stream.write_all(word.as_bytes()).await?;
-            let mut answer = String::new();
-            stream.read_to_string(&mut answer).await?;
-            anyhow::Ok(answer)
+            read_until_closed(&mut stream).await
         };
-        tokio::time::timeout(FOUR_LETTER_TIMEOUT, exchange)
-            .await
-            .with_context(|| {
-                format!(
-                    "{pod} did not answer '{word}' within {}s",
-                    FOUR_LETTER_TIMEOUT.as_secs()
-                )
-            })?
+        tokio::time::timeout(FOUR_LETTER_TIMEOUT, exchange).await.with_context(|| {
+            format!("{} did not answer '{word}' within {}s", self.reach.describe(member), FOUR_LETTER_TIMEOUT.as_secs())
+        })?
     }
+}
+
+/// Reads a four-letter-word answer: the server writes it and closes, and a
+/// close may arrive as a reset once the answer is in.
+async fn read_until_closed(stream: &mut TcpStream) -> Result<String> {
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer).await {
+            Ok(0) => break,
+            Ok(read) => answer.extend_from_slice(&buffer[..read]),
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset && !answer.is_empty() => break,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(String::from_utf8_lossy(&answer).into_owned())
 }
 
 async fn create_parents(client: &Client, key: &str) -> Result<()> {
