@@ -32,7 +32,11 @@ impl Members {
     }
 
     pub fn reach(&self) -> Reach {
-        Reach::PortForward { pods: self.pods.clone(), statefulset: self.statefulset.clone(), port: self.client_port }
+        Reach::PortForward {
+            pods: Box::new(self.pods.clone()),
+            statefulset: self.statefulset.clone(),
+            port: self.client_port,
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 #[derive(Clone)]
 pub enum Reach {
     /// Pods `<statefulset>-<member>`, on `port`.
-    PortForward { pods: Api<Pod>, statefulset: String, port: u16 },
+    PortForward { pods: Box<Api<Pod>>, statefulset: String, port: u16 },
     /// Member `n` listens at `addresses[n]`.
     Direct(Vec<SocketAddr>),
 }
@@ -35,7 +35,8 @@ impl Reach {
     pub async fn endpoint(&self, member: Member) -> Result<Endpoint> {
         match self {
             Reach::PortForward { pods, statefulset, port } => {
-                let forward = portforward::forward(pods.clone(), &format!("{statefulset}-{member}"), *port).await?;
+                let forward =
+                    portforward::forward(pods.as_ref().clone(), &format!("{statefulset}-{member}"), *port).await?;
                 Ok(Endpoint { address: forward.local, _forward: Some(forward) })
             }
             Reach::Direct(addresses) => {
