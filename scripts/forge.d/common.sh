@@ -51,10 +51,10 @@ run_logged() {
   fi
 }
 
-# A stage's cache key: the hash of the pins and of every recipe file it names.
+# A stage's cache key: the hash of what it names (the pinned versions it
+# uses, and the recipe files or folders it is built from).
 cache_key() {
   {
-    cat "$FORGE_DIR/pins.env"
     local input
     for input in "$@"; do
       if [ -d "$input" ]; then

@@ -6,7 +6,7 @@ K8S_BINARIES="kubeadm kubelet kubectl kube-apiserver kube-controller-manager kub
 
 stage_kind() {
   local key
-  key=$(cache_key kind)
+  key=$(cache_key kind "$KIND_VERSION")
   if stamp_matches kind "$key" && [ -x "$BIN/kind" ]; then return 0; fi
   run_logged "go install sigs.k8s.io/kind@$KIND_VERSION" \
     env CGO_ENABLED=0 GOBIN="$BIN" go install "sigs.k8s.io/kind@$KIND_VERSION"
@@ -57,7 +57,7 @@ kubernetes_ldflags() {
 
 stage_kubernetes() {
   local key build=$K8S_OUT.building wrapper=$CACHE/gomod/kubernetes targets="" binary
-  key=$(cache_key kubernetes)
+  key=$(cache_key kubernetes "$K8S_VERSION" "$FORGE_DIR/kubernetes.sh")
   if stamp_matches kubernetes "$key" && [ -x "$K8S_OUT/kubeadm" ]; then return 0; fi
   rm -rf "$build" "$wrapper"
   write_kubernetes_wrapper_module "$wrapper"

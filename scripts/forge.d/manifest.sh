@@ -9,7 +9,7 @@ forge_images() {
     printf '%s\n' "registry.k8s.io/$component:$K8S_VERSION"
   done
   addon_images
-  printf '%s\n' "$NET_IMAGE" "$BASE_IMAGE" "$NODE_IMAGE"
+  printf '%s\n' "$NET_IMAGE" "$BASE_PACKAGES_IMAGE" "$BASE_IMAGE" "$NODE_IMAGE"
   workload_images
 }
 

@@ -3,6 +3,7 @@
 # own `build node-image --type file` over a hand-assembled server tarball that
 # already holds every add-on image, so that kind fetches nothing.
 
+BASE_PACKAGES_IMAGE=stateproof/kind-base-packages:$DEBIAN_SUITE
 BASE_IMAGE=stateproof/kind-base:$KIND_VERSION-$DEBIAN_SUITE
 NODE_IMAGE=stateproof/kind-node:$K8S_VERSION
 NODE_FILES=$REPO_DIR/images/node/files
@@ -19,39 +20,39 @@ prune_systemd() {
   ln -sf /lib/systemd/systemd "$root/sbin/init"
 }
 
-install_node_files() {
-  local root=$1
-  cp -a "$NODE_FILES/." "$root/"
-  prune_systemd "$root"
-  chroot "$root" systemctl enable containerd.service kubelet.service >/dev/null 2>&1
-  chroot "$root" systemctl mask systemd-binfmt.service >/dev/null 2>&1
-  install -m0755 "$RUNTIME_OUT"/{containerd,ctr,containerd-shim-runc-v2} "$root/usr/local/bin/"
-  install -m0755 "$RUNTIME_OUT/runc" "$root/usr/local/sbin/runc"
-  mkdir -p "$root/opt/cni/bin" "$root/etc/kubernetes/manifests" "$root/etc/containerd/certs.d"
-  install -m0755 "$RUNTIME_OUT"/cni/* "$root/opt/cni/bin/"
-  "$RUNTIME_OUT/ctr" oci spec | jq 'del(.process.rlimits)' >"$root/etc/containerd/cri-base.json"
-  rm -f "$root/etc/machine-id"
+# The node's files and runtime binaries go on as a thin layer over the
+# packages, so changing them does not repeat the debootstrap.
+write_base_context() {
+  local context=$1
+  mkdir -p "$context/runtime"
+  cp -a "$NODE_FILES" "$context/files"
+  cp -a "$RUNTIME_OUT"/{containerd,ctr,containerd-shim-runc-v2,runc,cni} "$context/runtime/"
+  "$RUNTIME_OUT/ctr" oci spec | jq 'del(.process.rlimits)' >"$context/files/etc/containerd/cri-base.json"
+  printf '%s\n' "FROM $BASE_PACKAGES_IMAGE" 'COPY files/ /' \
+    'COPY runtime/containerd runtime/ctr runtime/containerd-shim-runc-v2 /usr/local/bin/' \
+    'COPY runtime/runc /usr/local/sbin/runc' 'COPY runtime/cni/ /opt/cni/bin/' \
+    'RUN systemctl enable containerd.service kubelet.service && systemctl mask systemd-binfmt.service && mkdir -p /etc/kubernetes/manifests /etc/containerd/certs.d && rm -f /etc/machine-id' \
+    'ENV container=docker' 'STOPSIGNAL SIGRTMIN+3' 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' 'CMD []' \
+    >"$context/Dockerfile"
+}
+
+prune_base_rootfs() {
+  prune_systemd "$1"
+  rm -f "$1/etc/machine-id"
 }
 
 stage_node_base() {
-  local key root=$CACHE/rootfs/kind-base context
-  key=$(cache_key node-base "$BASE_PACKAGES" "$NODE_FILES" "$FORGE_DIR/node.sh" "$(cat "$CACHE/stamps/runtime" 2>/dev/null)")
+  local packages_key key context=$CACHE/context/kind-base
+  packages_key=$(cache_key node-base-packages "$DEBIAN_SUITE" "$DEBIAN_MIRROR" "$BASE_PACKAGES" "$FORGE_DIR/node.sh")
+  image_is_current "$BASE_PACKAGES_IMAGE" "$packages_key" ||
+    import_debian_rootfs "$BASE_PACKAGES_IMAGE" "$packages_key" "$BASE_PACKAGES" prune_base_rootfs
+  key=$(cache_key node-base "$packages_key" "$NODE_FILES" "$(cat "$CACHE/stamps/runtime" 2>/dev/null)")
   image_is_current "$BASE_IMAGE" "$key" && return 0
   [ -x "$RUNTIME_OUT/containerd" ] || die "runtime binaries are missing: run the 'runtime' stage first"
-  rm -rf "$root" && mkdir -p "$root"
-  run_logged "debootstrap $DEBIAN_SUITE for the node base" debootstrap --variant=minbase --include="$BASE_PACKAGES" \
-    "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR"
-  install_node_files "$root"
-  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
-  context=$root.context
-  rm -rf "$context" && mkdir -p "$context"
-  run_logged "packing the node base rootfs" tar -C "$root" --numeric-owner --exclude='./dev/*' --exclude='./proc/*' \
-    --exclude='./sys/*' -cf "$context/rootfs.tar" .
-  printf '%s\n' 'FROM scratch' 'ADD rootfs.tar /' 'ENV container=docker' 'STOPSIGNAL SIGRTMIN+3' \
-    'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' >"$context/Dockerfile"
+  rm -rf "$context" && write_base_context "$context"
   build_image "$BASE_IMAGE" "$context" "$key" \
     "debian $DEBIAN_SUITE ($BASE_PACKAGES); containerd $CONTAINERD_VERSION, runc $RUNC_VERSION, CNI plugins $CNI_PLUGINS_VERSION; images/node/files"
-  rm -rf "$root" "$context"
+  rm -rf "$context"
 }
 
 # kind imports only the four control-plane archives of the tarball and counts
@@ -89,7 +90,7 @@ node_image_key() {
     "registry.k8s.io/kube-controller-manager:$K8S_VERSION" "registry.k8s.io/kube-scheduler:$K8S_VERSION" "$BASE_IMAGE"; do
     inputs+=("$image=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null)")
   done
-  cache_key node-image "$FORGE_DIR/node.sh" "$(cat "$CACHE/stamps/kubernetes" 2>/dev/null)" "${inputs[@]}"
+  cache_key node-image "$KIND_VERSION" "$FORGE_DIR/node.sh" "$(cat "$CACHE/stamps/kubernetes" 2>/dev/null)" "${inputs[@]}"
 }
 
 stage_node_image() {

@@ -42,7 +42,7 @@ build_cni_plugins() {
 
 stage_runtime() {
   local key build=$RUNTIME_OUT.building
-  key=$(cache_key runtime)
+  key=$(cache_key runtime "$CONTAINERD_VERSION" "$RUNC_VERSION" "$CNI_PLUGINS_VERSION" "$FORGE_DIR/runtime.sh")
   if stamp_matches runtime "$key" && [ -x "$RUNTIME_OUT/containerd" ]; then return 0; fi
   rm -rf "$build" && mkdir -p "$build"
   run_logged "building containerd $CONTAINERD_VERSION" build_containerd "$build"

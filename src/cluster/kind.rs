@@ -139,7 +139,7 @@ impl KindCluster {
         if !present.is_empty() {
             let mut args = vec!["load", "docker-image", "--name", &self.name];
             args.extend(present.iter().copied());
-            process::output(&self.kind, &args).await?;
+            wait::on_cluster(process::output(&self.kind, &args)).await?;
         }
         Ok(missing)
     }

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 
 pub struct Cluster {
     pub client: Client,
+    /// A client that takes 429 for an answer (see `k8s::client::Clients`).
+    pub literal_client: Client,
     pub description: String,
     provider: Provider,
 }
@@ -28,18 +30,28 @@ impl Cluster {
             ClusterChoice::Kind { name, node_image } => {
                 let config = settings.kind_config(kind_config);
                 let cluster = kind::KindCluster::ensure(settings, name, &config, node_image.as_deref()).await?;
-                let client = crate::k8s::client::connect(Some(&cluster.kubeconfig), None).await?;
-                cluster.wait_nodes_ready(&client).await?;
-                Ok(Cluster { client, description: format!("kind cluster '{name}'"), provider: Provider::Kind(cluster) })
+                let clients = crate::k8s::client::connect(Some(&cluster.kubeconfig), None).await?;
+                cluster.wait_nodes_ready(&clients.client).await?;
+                Ok(Cluster {
+                    client: clients.client,
+                    literal_client: clients.literal,
+                    description: format!("kind cluster '{name}'"),
+                    provider: Provider::Kind(cluster),
+                })
             }
             ClusterChoice::Kubeconfig { path, context } => {
-                let client = crate::k8s::client::connect(path.as_deref(), context.as_deref()).await?;
+                let clients = crate::k8s::client::connect(path.as_deref(), context.as_deref()).await?;
                 let description = format!(
                     "cluster of {} (context {})",
                     path.as_ref().map_or("the default kubeconfig".into(), |p: &PathBuf| p.display().to_string()),
                     context.as_deref().unwrap_or("current")
                 );
-                Ok(Cluster { client, description, provider: Provider::Kubeconfig })
+                Ok(Cluster {
+                    client: clients.client,
+                    literal_client: clients.literal,
+                    description,
+                    provider: Provider::Kubeconfig,
+                })
             }
         }
     }

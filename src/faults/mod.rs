@@ -1,6 +1,8 @@
 //! Faults: what stateproof does to a running system. Each is a small action
 //! on the cluster; undoing node faults is the runner's cleanup duty.
 
+pub mod ledger;
+
 use crate::cluster::Cluster;
 use crate::cluster::kind::ContainerRef;
 use crate::k8s::evict::{self, Eviction};

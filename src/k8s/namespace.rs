@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 const OWNER_ANNOTATION: &str = "stateproof.io/owner";
+/// Set on a namespace the user asked to keep: no later run reaps it.
+const KEPT_ANNOTATION: &str = "stateproof.io/kept";
 
 /// This process, as `host:pid`, so that leftovers of a dead run can be told
 /// from the namespaces of a run still going on.
@@ -57,6 +59,15 @@ pub async fn delete(client: &Client, name: &str, timeout: Duration) -> Result<()
     Ok(())
 }
 
+pub async fn mark_kept(client: &Client, name: &str) -> Result<()> {
+    let patch = serde_json::json!({ "metadata": { "annotations": { KEPT_ANNOTATION: "true" } } });
+    Api::<Namespace>::all(client.clone())
+        .patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("marking namespace {name} as kept"))?;
+    Ok(())
+}
+
 /// Namespaces left by stateproof runs on this host whose process is gone.
 pub async fn orphans(client: &Client) -> Result<Vec<String>> {
     let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
@@ -66,6 +77,7 @@ pub async fn orphans(client: &Client) -> Result<Vec<String>> {
         .items
         .iter()
         .filter(|namespace| namespace.metadata.deletion_timestamp.is_none())
+        .filter(|namespace| !namespace.annotations().contains_key(KEPT_ANNOTATION))
         .filter(|namespace| {
             let owner = namespace.annotations().get(OWNER_ANNOTATION).cloned().unwrap_or_default();
             is_orphan(&owner, &host, |pid| std::path::Path::new(&format!("/proc/{pid}")).exists())

@@ -116,7 +116,7 @@ impl SuiteEnv {
     pub async fn teardown(&self, keep: bool) -> Result<()> {
         if keep {
             eprintln!("stateproof: keeping namespace {}", self.namespace);
-            return Ok(());
+            return namespace::mark_kept(&self.cluster.client, &self.namespace).await;
         }
         namespace::delete(&self.cluster.client, &self.namespace, NAMESPACE_DELETE_TIMEOUT).await?;
         Applier::new(self.cluster.client.clone(), &self.namespace).delete_cluster_scoped(&self.manifests).await

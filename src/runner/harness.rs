@@ -5,6 +5,7 @@ use super::env::{Readiness, SuiteEnv};
 use super::schedule::ClusterGate;
 use super::steps::TestRun;
 use crate::cluster::Cluster;
+use crate::faults::ledger::{self, Ledger};
 use crate::k8s::namespace;
 use crate::report::{Outcome, TestResult, diagnostics, junit, summary};
 use crate::settings::{ClusterChoice, Settings};
@@ -40,6 +41,7 @@ struct Shared {
     clusters: Mutex<HashMap<String, Arc<ClusterCell>>>,
     suites: Vec<SuiteSlot>,
     gate: ClusterGate,
+    ledger: Ledger,
     results: Mutex<Vec<TestResult>>,
     running: Mutex<HashMap<String, (String, PathBuf, Instant)>>,
     namespaces: Mutex<Vec<(Arc<Cluster>, String)>>,
@@ -60,6 +62,7 @@ pub fn main() -> ! {
         clusters: Mutex::default(),
         suites: suites.into_iter().map(|loaded| SuiteSlot { loaded, env: tokio::sync::Mutex::new(None) }).collect(),
         gate: ClusterGate::default(),
+        ledger: Ledger::default(),
         results: Mutex::default(),
         running: Mutex::default(),
         namespaces: Mutex::default(),
@@ -250,7 +253,7 @@ async fn execute(shared: &Shared, env: &SuiteEnv, spec: &suite::TestSpec) -> (Ou
         env.wait_ready(env.suite.params.ready_timeout())
             .await
             .map_err(|e| e.context("before the test: the fixture is not ready"))?;
-        TestRun::new(env, spec).run(spec).await
+        TestRun::new(env, &shared.ledger, spec).run(spec).await
     }
     .await;
     match result {
@@ -350,11 +353,17 @@ fn watch_for_interrupt(shared: &Arc<Shared>) {
 /// namespaces by name, then the cluster if this run created it.
 async fn interrupt_cleanup(shared: &Shared) {
     let keep = shared.settings.keep;
+    for (cluster, fault) in shared.ledger.take(None, |_| true) {
+        eprintln!("stateproof: undoing {fault:?}");
+        let _ = ledger::undo(&cluster, &fault, Duration::from_secs(180)).await;
+    }
     let namespaces = shared.namespaces.lock().unwrap().clone();
-    if !keep {
-        for (cluster, name) in namespaces {
-            let _ = namespace::delete(&cluster.client, &name, Duration::from_secs(60)).await;
-        }
+    for (cluster, name) in namespaces {
+        let _ = if keep {
+            namespace::mark_kept(&cluster.client, &name).await
+        } else {
+            namespace::delete(&cluster.client, &name, Duration::from_secs(60)).await
+        };
     }
     let clusters: Vec<_> = shared.clusters.lock().unwrap().values().cloned().collect();
     for cell in clusters {

@@ -3,7 +3,10 @@
 
 use super::env::SuiteEnv;
 use crate::checks::{placement, storage};
-use crate::faults;
+use crate::faults::{
+    self,
+    ledger::{self, Ledger, NodeFault},
+};
 use crate::k8s::conditions::{node_ready_status, restart_count};
 use crate::k8s::evict::Eviction;
 use crate::suite::{DrainOutcome, Member, ProcessSignal, Step, TestSpec};
@@ -26,19 +29,20 @@ struct TestState {
     written: HashMap<String, Record>,
     storage: Option<storage::StorageSnapshot>,
     restarts_before: HashMap<Member, i32>,
-    cordoned: Vec<String>,
-    stopped: Vec<String>,
+    /// Pods whose server this test froze, thawed when the test ends.
+    frozen: Vec<Pod>,
 }
 
 pub struct TestRun<'a> {
     env: &'a SuiteEnv,
+    ledger: &'a Ledger,
     label: String,
     state: TestState,
 }
 
 impl<'a> TestRun<'a> {
-    pub fn new(env: &'a SuiteEnv, spec: &TestSpec) -> Self {
-        TestRun { env, label: format!("{}::{}", env.suite.name, spec.name), state: TestState::default() }
+    pub fn new(env: &'a SuiteEnv, ledger: &'a Ledger, spec: &TestSpec) -> Self {
+        TestRun { env, ledger, label: format!("{}::{}", env.suite.name, spec.name), state: TestState::default() }
     }
 
     /// Runs every step, stopping at the first failure, then cleans up.
@@ -60,7 +64,7 @@ impl<'a> TestRun<'a> {
             }
             eprintln!("[{}] step {}/{total} ok ({:.1}s)", self.label, index + 1, started.elapsed().as_secs_f64());
         }
-        let cleanup = self.undo_node_faults().await;
+        let cleanup = self.undo_faults().await;
         match (outcome, cleanup) {
             (Err(error), _) => Err(error),
             (Ok(()), Err(error)) => Err(error.context("cleaning up after the test")),
@@ -90,6 +94,9 @@ impl<'a> TestRun<'a> {
             Step::RememberStorage => self.state.storage = Some(self.storage_snapshot().await?),
             Step::ExpectSameStorage => {
                 let before = self.state.storage.as_ref().context("no storage remembered")?;
+                if before.is_empty() {
+                    bail!("the StatefulSet has no volumeClaimTemplates: its members keep no data of their own");
+                }
                 storage::same_storage(before, &self.storage_snapshot().await?).map_err(|why| anyhow!(why))?;
             }
             Step::DeleteStatefulset => {
@@ -106,6 +113,9 @@ impl<'a> TestRun<'a> {
                     ProcessSignal::Stop => "STOP",
                 };
                 faults::signal(&env.cluster, &pod, &env.suite.params.container, name).await?;
+                if *signal == ProcessSignal::Stop {
+                    self.state.frozen.push(pod);
+                }
             }
             Step::ExpectRestart { member, within } => {
                 self.expect_restart(*member, within.unwrap_or(RESTART_TIMEOUT)).await?
@@ -122,9 +132,12 @@ impl<'a> TestRun<'a> {
             Step::StopNode { member } => {
                 let node = self.node_of(*member).await?;
                 env.cluster.stop_node(&node).await?;
-                self.state.stopped.push(node);
+                self.ledger.record(&self.label, &env.cluster, NodeFault::Stopped(node));
             }
-            Step::StartNodes => self.start_nodes(NODE_TIMEOUT).await?,
+            Step::ExpectNodeDown { member, within } => {
+                self.expect_node_down(*member, within.unwrap_or(NODE_TIMEOUT)).await?
+            }
+            Step::StartNodes => self.start_nodes().await?,
         }
         Ok(())
     }
@@ -164,12 +177,6 @@ impl<'a> TestRun<'a> {
             .and_then(|spec| spec.volume_claim_templates.as_ref())
             .map(|claims| claims.iter().filter_map(|claim| claim.metadata.name.clone()).collect())
             .unwrap_or_default();
-        if templates.is_empty() {
-            bail!(
-                "StatefulSet {} has no volumeClaimTemplates: its members keep no data of their own",
-                set.metadata.name.unwrap_or_default()
-            );
-        }
         let claims = Api::<PersistentVolumeClaim>::namespaced(env.cluster.client.clone(), &env.namespace);
         let mut snapshot = BTreeMap::new();
         for member in 0..env.replicas().await? {
@@ -221,8 +228,9 @@ impl<'a> TestRun<'a> {
     async fn drain(&mut self, member: Member, expect: DrainOutcome) -> Result<()> {
         let node = self.node_of(member).await?;
         let pod = self.env.members.pod(member);
-        let outcomes = faults::drain(&self.nodes(), &self.env.members.pods, &node).await;
-        self.state.cordoned.push(node.clone());
+        let evicting = Api::<Pod>::namespaced(self.env.cluster.literal_client.clone(), &self.env.namespace);
+        let outcomes = faults::drain(&self.nodes(), &evicting, &node).await;
+        self.ledger.record(&self.label, &self.env.cluster, NodeFault::Cordoned(node.clone()));
         let outcome = outcomes?.into_iter().find(|(name, _)| *name == pod).map(|(_, outcome)| outcome);
         match (expect, outcome) {
             (DrainOutcome::Evicted, Some(Eviction::Granted)) => Ok(()),
@@ -237,30 +245,42 @@ impl<'a> TestRun<'a> {
         }
     }
 
-    async fn uncordon(&mut self) -> Result<()> {
-        for node in std::mem::take(&mut self.state.cordoned) {
-            faults::set_unschedulable(&self.nodes(), &node, false).await?;
-        }
-        Ok(())
-    }
-
-    async fn start_nodes(&mut self, within: Duration) -> Result<()> {
+    async fn expect_node_down(&self, member: Member, within: Duration) -> Result<()> {
+        let node = self.node_of(member).await?;
         let nodes = self.nodes();
-        for node in std::mem::take(&mut self.state.stopped) {
-            self.env.cluster.start_node(&node).await?;
-            wait::until(&format!("node {node} to be Ready again"), within, || async {
-                let status = node_ready_status(&nodes.get(&node).await?);
-                Ok(if status == "True" { Probe::Done(()) } else { Probe::Pending(format!("Ready={status}")) })
-            })
-            .await?;
-        }
+        wait::until(&format!("node {node} to be marked not Ready"), within, || async {
+            let status = node_ready_status(&nodes.get(&node).await?);
+            Ok(if status == "True" { Probe::Pending("still Ready".into()) } else { Probe::Done(()) })
+        })
+        .await?;
         Ok(())
     }
 
-    /// Whatever happened, nodes this test cordoned or stopped come back.
-    async fn undo_node_faults(&mut self) -> Result<()> {
+    async fn uncordon(&mut self) -> Result<()> {
+        self.undo_node_faults(|fault| matches!(fault, NodeFault::Cordoned(_))).await
+    }
+
+    async fn start_nodes(&mut self) -> Result<()> {
+        self.undo_node_faults(|fault| matches!(fault, NodeFault::Stopped(_))).await
+    }
+
+    async fn undo_node_faults(&mut self, select: fn(&NodeFault) -> bool) -> Result<()> {
+        let mut outcome = Ok(());
+        for (cluster, fault) in self.ledger.take(Some(&self.label), select) {
+            let undone = ledger::undo(&cluster, &fault, NODE_TIMEOUT).await;
+            outcome = outcome.and(undone);
+        }
+        outcome
+    }
+
+    /// Whatever happened, nodes this test cordoned or stopped come back, and
+    /// a server it froze runs again (if its probe has not replaced it yet).
+    async fn undo_faults(&mut self) -> Result<()> {
+        for pod in std::mem::take(&mut self.state.frozen) {
+            let _ = faults::signal(&self.env.cluster, &pod, &self.env.suite.params.container, "CONT").await;
+        }
         let uncordoned = self.uncordon().await;
-        let started = self.start_nodes(NODE_TIMEOUT).await;
+        let started = self.start_nodes().await;
         uncordoned.and(started)
     }
 }

@@ -36,6 +36,7 @@ impl fmt::Display for Step {
             },
             Step::Uncordon => write!(f, "uncordon the nodes this test cordoned"),
             Step::StopNode { member } => write!(f, "stop the node of member {member}"),
+            Step::ExpectNodeDown { member, .. } => write!(f, "expect the node of member {member} to turn NotReady"),
             Step::StartNodes => write!(f, "start the stopped nodes and wait until Ready"),
         }
     }

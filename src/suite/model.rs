@@ -121,6 +121,12 @@ pub enum Step {
     Uncordon,
     /// Stop the node (container) that runs `member`.
     StopNode { member: Member },
+    /// The cluster has noticed: the node of `member` is no longer Ready.
+    ExpectNodeDown {
+        member: Member,
+        #[serde(default, with = "duration_opt")]
+        within: Option<Duration>,
+    },
     /// Start every node this test stopped and wait until it is Ready.
     StartNodes,
 }
