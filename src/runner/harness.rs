@@ -172,18 +172,20 @@ fn run_trial(shared: &Arc<Shared>, suite_index: usize, test_index: usize) -> Res
         .lock()
         .unwrap()
         .insert(label.clone(), (slot.loaded.suite.name.clone(), slot.loaded.file.clone(), Instant::now()));
-    let started = Instant::now();
-    let (outcome, waited) = shared.runtime.block_on(wait::measured(async {
+    let ((outcome, started), waited) = shared.runtime.block_on(wait::measured(async {
         let _pass = shared.gate.enter(spec.disrupts).await;
         let mut env = slot.env.lock().await;
+        // The test's time starts once it may run, not while it queues.
+        let started = Instant::now();
         if env.is_none() {
             *env = Some(setup(shared, &slot.loaded).await);
         }
-        match env.as_ref().expect("set above") {
+        let outcome = match env.as_ref().expect("set above") {
             EnvState::Unavailable(reason) => (Outcome::Skipped(reason.clone()), None),
             EnvState::Failed(why) => (Outcome::Failed(format!("suite setup failed: {why}")), None),
             EnvState::Ready(env) => execute(shared, env, spec).await,
-        }
+        };
+        (outcome, started)
     }));
     shared.running.lock().unwrap().remove(&label);
     let (outcome, diagnostics) = outcome;
