@@ -14,6 +14,8 @@ pub struct Settings {
     /// Keep namespaces and a cluster this run created, for inspection.
     pub keep: bool,
     pub forge: PathBuf,
+    /// The kind CLI to run; by default kind from PATH, else the forge's.
+    pub kind_binary: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -33,19 +35,20 @@ fn flag(name: &str) -> bool {
 }
 
 impl Settings {
-    pub fn from_env() -> Self {
+    pub fn from_env() -> Result<Self, String> {
         let report_dir = PathBuf::from(var("STATEPROOF_REPORT_DIR").unwrap_or_else(|| "target/stateproof".into()));
         let cluster = match var("STATEPROOF_CLUSTER").as_deref() {
             Some("kubeconfig") => ClusterChoice::Kubeconfig {
                 path: var("STATEPROOF_KUBECONFIG").map(PathBuf::from),
                 context: var("STATEPROOF_CONTEXT"),
             },
-            _ => ClusterChoice::Kind {
+            None | Some("kind") => ClusterChoice::Kind {
                 name: var("STATEPROOF_KIND_CLUSTER").unwrap_or_else(|| "stateproof".into()),
                 node_image: var("STATEPROOF_NODE_IMAGE"),
             },
+            Some(other) => return Err(format!("STATEPROOF_CLUSTER={other}: expected 'kind' or 'kubeconfig'")),
         };
-        Settings {
+        Ok(Settings {
             suites_dir: var("STATEPROOF_SUITES").unwrap_or_else(|| "suites".into()).into(),
             fixtures_dir: var("STATEPROOF_FIXTURES").unwrap_or_else(|| "fixtures".into()).into(),
             kind_configs_dir: var("STATEPROOF_KIND_CONFIGS").unwrap_or_else(|| "kind-config".into()).into(),
@@ -54,7 +57,8 @@ impl Settings {
             cluster,
             keep: flag("STATEPROOF_KEEP"),
             forge: var("STATEPROOF_FORGE").unwrap_or_else(|| "scripts/forge".into()).into(),
-        }
+            kind_binary: var("STATEPROOF_KIND_BINARY"),
+        })
     }
 
     /// The folder of a fixture: `STATEPROOF_FIXTURE_<NAME>` when set (the

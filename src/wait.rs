@@ -39,10 +39,13 @@ where
 {
     let started = Instant::now();
     let result = loop {
-        let last_seen = match probe().await {
-            Ok(Probe::Done(value)) => break Ok(value),
-            Ok(Probe::Pending(seen)) => seen,
-            Err(error) => format!("error: {error:#}"),
+        // A hung call must not outlast the wait itself.
+        let remaining = timeout.saturating_sub(started.elapsed()).max(POLL_INTERVAL);
+        let last_seen = match tokio::time::timeout(remaining, probe()).await {
+            Ok(Ok(Probe::Done(value))) => break Ok(value),
+            Ok(Ok(Probe::Pending(seen))) => seen,
+            Ok(Err(error)) => format!("error: {error:#}"),
+            Err(_) => format!("no answer within {}s", remaining.as_secs()),
         };
         if started.elapsed() >= timeout {
             break Err(TimedOut { what: what.to_string(), waited: started.elapsed(), last_seen });

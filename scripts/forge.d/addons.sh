@@ -16,9 +16,10 @@ import_debian_rootfs() {
   local tag=$1 key=$2 packages=$3 customize=${4:-} command=${5:-/bin/bash} root
   root=$CACHE/rootfs/$(printf '%s' "$tag" | tr -c 'a-z0-9\n' '-')
   rm -rf "$root" && mkdir -p "$root"
+  check_network_sources
   run_logged "debootstrap $DEBIAN_SUITE for $tag" debootstrap --variant=minbase --include="$packages" \
     "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR"
-  [ -z "$customize" ] || "$customize" "$root"
+  if [ -n "$customize" ]; then "$customize" "$root"; fi
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
   local context=$root.context
   rm -rf "$context" && mkdir -p "$context"
@@ -38,7 +39,9 @@ use_host_iptables_mode() {
 stage_debian() {
   local key
   key=$(cache_key debian "$DEBIAN_SUITE" "$DEBIAN_MIRROR" "$NET_PACKAGES" "$(host_iptables_mode)")
-  image_is_current "$NET_IMAGE" "$key" || import_debian_rootfs "$NET_IMAGE" "$key" "$NET_PACKAGES" use_host_iptables_mode
+  if ! image_is_current "$NET_IMAGE" "$key"; then
+    import_debian_rootfs "$NET_IMAGE" "$key" "$NET_PACKAGES" use_host_iptables_mode
+  fi
 }
 
 # The names kubeadm will ask for depend on the Kubernetes patch release; ask it.

@@ -1,6 +1,11 @@
 # Shared helpers of the forge: logging, stage timing, cache keys, atomic
 # outputs. Sourced by scripts/forge; every stage file uses only these.
 
+# Functions called from `a || b` or `if` run without errexit in bash; stages
+# therefore call other functions only as plain commands, and command
+# substitutions inherit errexit.
+shopt -s inherit_errexit
+
 FORGE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$FORGE_DIR/../.." && pwd)
 # shellcheck source=pins.env
@@ -51,19 +56,26 @@ run_logged() {
   fi
 }
 
-# A stage's cache key: the hash of what it names (the pinned versions it
-# uses, and the recipe files or folders it is built from).
+# A stage's cache key: the hash of what it names. An absolute path is a
+# recipe file or folder and is hashed by content (and must exist); anything
+# else (a pinned version, a package list) is hashed as text.
 cache_key() {
+  local input
+  for input in "$@"; do
+    case "$input" in
+      /*) [ -e "$input" ] || die "cache key input $input does not exist" ;;
+    esac
+  done
   {
-    local input
     for input in "$@"; do
-      if [ -d "$input" ]; then
-        (cd "$input" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
-      elif [ -f "$input" ]; then
-        sha256sum <"$input"
-      else
-        printf '%s\n' "$input"
-      fi
+      case "$input" in
+        /*) if [ -d "$input" ]; then
+          (cd "$input" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+        else
+          sha256sum <"$input"
+        fi ;;
+        *) printf '%s\n' "$input" ;;
+      esac
     done
   } | sha256sum | cut -c1-16
 }

@@ -8,6 +8,7 @@ stage_kind() {
   local key
   key=$(cache_key kind "$KIND_VERSION")
   if stamp_matches kind "$key" && [ -x "$BIN/kind" ]; then return 0; fi
+  check_go_proxy
   run_logged "go install sigs.k8s.io/kind@$KIND_VERSION" \
     env CGO_ENABLED=0 GOBIN="$BIN" go install "sigs.k8s.io/kind@$KIND_VERSION"
   "$BIN/kind" version | grep -q "$KIND_VERSION" || die "kind reports $("$BIN/kind" version), expected $KIND_VERSION"
@@ -59,6 +60,7 @@ stage_kubernetes() {
   local key build=$K8S_OUT.building wrapper=$CACHE/gomod/kubernetes targets="" binary
   key=$(cache_key kubernetes "$K8S_VERSION" "$FORGE_DIR/kubernetes.sh")
   if stamp_matches kubernetes "$key" && [ -x "$K8S_OUT/kubeadm" ]; then return 0; fi
+  check_go_proxy
   rm -rf "$build" "$wrapper"
   write_kubernetes_wrapper_module "$wrapper"
   for binary in $K8S_BINARIES; do targets="$targets k8s.io/kubernetes/cmd/$binary"; done

@@ -21,7 +21,7 @@ image_record() {
 }
 
 stage_manifest() {
-  local image records=() missing=()
+  local image record records=() missing=()
   for image in $(forge_images | sort -u); do
     if record=$(image_record "$image") && [ -n "$record" ]; then records+=("$record"); else missing+=("$image"); fi
   done

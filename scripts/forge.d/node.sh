@@ -44,8 +44,9 @@ prune_base_rootfs() {
 stage_node_base() {
   local packages_key key context=$CACHE/context/kind-base
   packages_key=$(cache_key node-base-packages "$DEBIAN_SUITE" "$DEBIAN_MIRROR" "$BASE_PACKAGES" "$FORGE_DIR/node.sh")
-  image_is_current "$BASE_PACKAGES_IMAGE" "$packages_key" ||
+  if ! image_is_current "$BASE_PACKAGES_IMAGE" "$packages_key"; then
     import_debian_rootfs "$BASE_PACKAGES_IMAGE" "$packages_key" "$BASE_PACKAGES" prune_base_rootfs
+  fi
   key=$(cache_key node-base "$packages_key" "$NODE_FILES" "$(cat "$CACHE/stamps/runtime" 2>/dev/null)")
   image_is_current "$BASE_IMAGE" "$key" && return 0
   [ -x "$RUNTIME_OUT/containerd" ] || die "runtime binaries are missing: run the 'runtime' stage first"
@@ -60,7 +61,7 @@ stage_node_base() {
 # the `repositories` member when that comes before `manifest.json`, so
 # kube-proxy.tar carries every add-on with a hand-written `repositories` first.
 write_addon_archive() {
-  local archive=$1 unpacked
+  local archive=$1 unpacked images
   unpacked=$(mktemp -d "$CACHE/addon-archive.XXXXXX")
   mapfile -t images < <(addon_images)
   docker save "${images[@]}" | tar -C "$unpacked" -xf -

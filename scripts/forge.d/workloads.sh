@@ -8,7 +8,9 @@ ZOOKEEPER_PACKAGES=libzookeeper-java,libslf4j-java,liblog4j1.2-java,$JRE_DEBIAN_
 stage_zookeeper() {
   local base=stateproof/zookeeper-packages:3.8 base_key key context
   base_key=$(cache_key zookeeper-packages "$DEBIAN_SUITE" "$DEBIAN_MIRROR" "$ZOOKEEPER_PACKAGES")
-  image_is_current "$base" "$base_key" || import_debian_rootfs "$base" "$base_key" "$ZOOKEEPER_PACKAGES"
+  if ! image_is_current "$base" "$base_key"; then
+    import_debian_rootfs "$base" "$base_key" "$ZOOKEEPER_PACKAGES"
+  fi
   key=$(cache_key zookeeper "$base_key" "$REPO_DIR/images/zookeeper" "$FORGE_DIR/workloads.sh")
   image_is_current "$ZOOKEEPER_IMAGE" "$key" && return 0
   context=$CACHE/context/zookeeper

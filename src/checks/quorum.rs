@@ -42,6 +42,9 @@ pub fn judge(states: &[MemberState]) -> Result<(), String> {
             .collect::<Vec<_>>()
             .join("; ")
     };
+    if states.is_empty() {
+        return Err("the ensemble has no members".into());
+    }
     if states.len() == 1 {
         return match states[0] {
             MemberState::Standalone => Ok(()),
@@ -93,6 +96,11 @@ mod tests {
     fn a_leader_missing_a_synced_follower_fails() {
         let states = [MemberState::Follower, MemberState::Leader { synced_followers: 1 }, MemberState::Follower];
         assert!(judge(&states).is_err());
+    }
+
+    #[test]
+    fn no_members_is_not_a_quorum() {
+        assert!(judge(&[]).is_err());
     }
 
     #[test]

@@ -31,9 +31,9 @@ pub struct ContainerRef<'a> {
 }
 
 /// kind from PATH, else the one the forge installed.
-fn kind_binary() -> String {
-    if let Ok(explicit) = std::env::var("STATEPROOF_KIND_BINARY") {
-        return explicit;
+fn kind_binary(settings: &Settings) -> String {
+    if let Some(explicit) = &settings.kind_binary {
+        return explicit.clone();
     }
     let on_path = std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("kind").is_file()));
@@ -53,7 +53,7 @@ pub fn forged_node_image(settings: &Settings) -> Result<String> {
 
 impl KindCluster {
     pub async fn ensure(settings: &Settings, name: &str, config: &Path, node_image: Option<&str>) -> Result<Self> {
-        let kind = kind_binary();
+        let kind = kind_binary(settings);
         if !process::succeeds("docker", &["info"]).await {
             bail!(
                 "no Docker engine answers (`docker info` failed): start one, or run scripts/forge, which starts dockerd"
@@ -130,7 +130,9 @@ impl KindCluster {
         let mut missing = Vec::new();
         let mut present = Vec::new();
         for image in images {
-            if process::succeeds("docker", &["image", "inspect", image]).await {
+            let local = process::succeeds("docker", &["image", "inspect", image]).await
+                || process::succeeds("docker", &["pull", "--quiet", image]).await;
+            if local {
                 present.push(image.as_str());
             } else {
                 missing.push(image.clone());

@@ -46,8 +46,8 @@ pub fn parse(text: &str) -> Result<Vec<DynamicObject>> {
     let values: Vec<Value> = serde_saphyr::from_str_multiple_with_options(text, options).map_err(|e| anyhow!("{e}"))?;
     values
         .into_iter()
-        .filter(|value| !value.is_null())
         .enumerate()
+        .filter(|(_, value)| !value.is_null())
         .map(|(index, value)| {
             let object: DynamicObject = serde_json::from_value(value)
                 .with_context(|| format!("document {} is not a Kubernetes object", index + 1))?;

@@ -26,14 +26,12 @@ pub fn statefulset_rolled_out(set: &StatefulSet) -> Result<(), String> {
     Ok(())
 }
 
-pub fn pod_ready(pod: &Pod) -> Result<(), String> {
-    let conditions = pod.status.as_ref().and_then(|status| status.conditions.as_ref());
-    let ready = conditions.and_then(|all| all.iter().find(|condition| condition.type_ == "Ready"));
-    match ready {
-        Some(condition) if condition.status == "True" => Ok(()),
-        Some(condition) => Err(format!("not Ready: {}", condition.message.clone().unwrap_or_default())),
-        None => Err(format!("phase {}", pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default())),
-    }
+/// The pod's Ready condition is True.
+pub fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|status| status.conditions.as_ref())
+        .is_some_and(|all| all.iter().any(|condition| condition.type_ == "Ready" && condition.status == "True"))
 }
 
 /// The node's Ready condition status ("True", "False" or "Unknown").

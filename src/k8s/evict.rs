@@ -15,7 +15,10 @@ pub enum Eviction {
 pub async fn evict(pods: &Api<Pod>, pod: &str) -> Result<Eviction> {
     match pods.evict(pod, &EvictParams::default()).await {
         Ok(_) => Ok(Eviction::Granted),
-        Err(kube::Error::Api(response)) if response.code == 429 => Ok(Eviction::RefusedByBudget(response.message)),
+        // 429 is also how the API server throttles; only a budget's refusal names it.
+        Err(kube::Error::Api(response)) if response.code == 429 && response.message.contains("disruption budget") => {
+            Ok(Eviction::RefusedByBudget(response.message))
+        }
         Err(kube::Error::Api(response)) if response.code == 404 => Ok(Eviction::Granted),
         Err(error) => Err(error).with_context(|| format!("evicting pod {pod}")),
     }

@@ -9,8 +9,7 @@ use tokio::io::AsyncReadExt;
 pub struct ExecOutput {
     pub stdout: String,
     pub stderr: String,
-    pub success: bool,
-    /// Why the command failed, as the API server reports it.
+    /// Why the command failed (a non-zero exit), as the API server reports it.
     pub failure: Option<String>,
 }
 
@@ -31,5 +30,5 @@ pub async fn exec(pods: &Api<Pod>, pod: &str, container: &str, command: &[&str])
     process.join().await.ok();
     let success = status.as_ref().is_some_and(|status| status.status.as_deref() == Some("Success"));
     let failure = (!success).then(|| status.and_then(|status| status.message).unwrap_or_else(|| "no status".into()));
-    Ok(ExecOutput { stdout: out, stderr: err, success, failure })
+    Ok(ExecOutput { stdout: out, stderr: err, failure })
 }

@@ -11,7 +11,19 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use std::path::Path;
 
-pub async fn collect(client: &Client, namespace: &str, dir: &Path) -> Result<()> {
+/// Collects into `dir` and returns it, or says why it could not and
+/// returns nothing: a failed collection must not hide the test's failure.
+pub async fn capture(client: &Client, namespace: &str, dir: &Path) -> Option<std::path::PathBuf> {
+    match collect(client, namespace, dir).await {
+        Ok(()) => Some(dir.to_path_buf()),
+        Err(error) => {
+            eprintln!("stateproof: could not collect diagnostics into {}: {error:#}", dir.display());
+            None
+        }
+    }
+}
+
+async fn collect(client: &Client, namespace: &str, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let namespaced = |file: &str| dir.join(file);
     dump(&Api::<Event>::namespaced(client.clone(), namespace), &namespaced("events.yaml")).await;
@@ -75,7 +87,11 @@ async fn logs(client: &Client, namespace: &str, dir: &Path) {
     let _ = std::fs::create_dir_all(dir);
     for pod in list.items {
         let name = pod.name_any();
-        let containers = pod.spec.map(|spec| spec.containers).unwrap_or_default();
+        let containers = pod
+            .spec
+            .map(|spec| spec.init_containers.unwrap_or_default().into_iter().chain(spec.containers))
+            .into_iter()
+            .flatten();
         for container in containers {
             for previous in [false, true] {
                 let params = LogParams { container: Some(container.name.clone()), previous, ..Default::default() };

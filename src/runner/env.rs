@@ -36,7 +36,9 @@ pub enum Readiness {
 }
 
 impl SuiteEnv {
-    pub async fn setup(
+    /// Everything but the deployment: manifests read, images provided, the
+    /// namespace created. The caller owns the namespace from here on.
+    pub async fn prepare(
         loaded: &LoadedSuite,
         settings: &Settings,
         cluster: Arc<Cluster>,
@@ -49,7 +51,7 @@ impl SuiteEnv {
         let missing = cluster.provide_images(&images).await?;
         if !missing.is_empty() {
             return Ok(Readiness::Unavailable(format!(
-                "image(s) {} cannot be had: not in the local Docker engine and no registry is reachable",
+                "image(s) {} cannot be had: not in the local Docker engine, and `docker pull` failed",
                 missing.join(", ")
             )));
         }
@@ -73,9 +75,13 @@ impl SuiteEnv {
             fixture.display(),
             env.namespace
         );
-        env.apply().await?;
-        env.wait_ready(env.suite.params.ready_timeout()).await.context("the fixture never became ready")?;
         Ok(Readiness::Ready(Box::new(env)))
+    }
+
+    /// Applies the fixture and waits until the system is healthy.
+    pub async fn deploy(&self) -> Result<()> {
+        self.apply().await?;
+        self.wait_ready(self.suite.params.ready_timeout()).await.context("the fixture never became ready")
     }
 
     pub async fn apply(&self) -> Result<()> {

@@ -23,7 +23,12 @@ use tokio::sync::OnceCell;
 enum EnvState {
     Ready(Box<SuiteEnv>),
     Unavailable(String),
-    Failed(String),
+    /// Setup failed; `env` holds what was created, for teardown.
+    Failed {
+        why: String,
+        diagnostics: Option<PathBuf>,
+        env: Option<Box<SuiteEnv>>,
+    },
 }
 
 struct SuiteSlot {
@@ -51,8 +56,11 @@ pub fn main() -> ! {
     let args = Arguments::from_args();
     // kube uses rustls; pin the process-wide provider before any TLS use.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let settings = Settings::from_env();
     let run = run_id();
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(why) => refuse_run(&run, &why),
+    };
     let (suites, load_errors) = discover(&settings);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let shared = Arc::new(Shared {
@@ -76,27 +84,37 @@ pub fn main() -> ! {
     watch_for_interrupt(&shared);
     let conclusion = libtest_mimic::run(&args, trials);
     if let Some(filter) = &unmatched_filter {
-        record(
-            &shared,
-            TestResult {
-                suite: "stateproof".into(),
-                suite_file: shared.settings.suites_dir.clone(),
-                test: "select".into(),
-                outcome: Outcome::Failed(format!(
-                    "no test matches '{filter}'; `cargo test --test e2e -- --list` shows them"
-                )),
-                duration: Duration::ZERO,
-                waited: Duration::ZERO,
-                diagnostics: None,
-            },
-        );
-        eprintln!("stateproof: no test matches '{filter}'");
+        let why = format!("no test matches '{filter}'; `cargo test --test e2e -- --list` shows them");
+        eprintln!("stateproof: {why}");
+        record(&shared, run_failure(&shared.settings.suites_dir, "select", why));
     }
     finish(&shared);
     if unmatched_filter.is_some() {
         std::process::exit(101);
     }
     conclusion.exit()
+}
+
+/// A failure of the run as a whole, reported as a test of its own.
+fn run_failure(file: &std::path::Path, test: &str, why: String) -> TestResult {
+    TestResult {
+        suite: "stateproof".into(),
+        suite_file: file.to_path_buf(),
+        test: test.into(),
+        outcome: Outcome::Failed(why),
+        duration: Duration::ZERO,
+        waited: Duration::ZERO,
+        diagnostics: None,
+    }
+}
+
+/// Settings that cannot be used: say why, write the report, exit non-zero.
+fn refuse_run(run: &str, why: &str) -> ! {
+    eprintln!("stateproof: {why}");
+    let junit = std::env::var("STATEPROOF_JUNIT").unwrap_or_else(|_| "target/stateproof/junit.xml".into());
+    let failure = run_failure("environment".as_ref(), "settings", why.into());
+    let _ = junit::write(std::path::Path::new(&junit), run, &[failure]);
+    std::process::exit(101);
 }
 
 fn run_id() -> String {
@@ -182,7 +200,9 @@ fn run_trial(shared: &Arc<Shared>, suite_index: usize, test_index: usize) -> Res
         }
         let outcome = match env.as_ref().expect("set above") {
             EnvState::Unavailable(reason) => (Outcome::Skipped(reason.clone()), None),
-            EnvState::Failed(why) => (Outcome::Failed(format!("suite setup failed: {why}")), None),
+            EnvState::Failed { why, diagnostics, .. } => {
+                (Outcome::Failed(format!("suite setup failed: {why}")), diagnostics.clone())
+            }
             EnvState::Ready(env) => execute(shared, env, spec).await,
         };
         (outcome, started)
@@ -209,18 +229,29 @@ fn run_trial(shared: &Arc<Shared>, suite_index: usize, test_index: usize) -> Res
 }
 
 async fn setup(shared: &Shared, loaded: &LoadedSuite) -> EnvState {
+    let failed = |why: String| EnvState::Failed { why, diagnostics: None, env: None };
     let cluster = match cluster_for(shared, &loaded.suite.cluster).await {
         Ok(cluster) => cluster,
-        Err(why) => return EnvState::Failed(why),
+        Err(why) => return failed(why),
     };
-    match SuiteEnv::setup(loaded, &shared.settings, cluster.clone(), &shared.run).await {
-        Ok(Readiness::Ready(env)) => {
-            shared.namespaces.lock().unwrap().push((cluster, env.namespace.clone()));
-            EnvState::Ready(env)
+    let env = match SuiteEnv::prepare(loaded, &shared.settings, cluster.clone(), &shared.run).await {
+        Ok(Readiness::Ready(env)) => env,
+        Ok(Readiness::Unavailable(reason)) => return EnvState::Unavailable(reason),
+        Err(error) => return failed(format!("{error:#}")),
+    };
+    shared.namespaces.lock().unwrap().push((cluster, env.namespace.clone()));
+    match env.deploy().await {
+        Ok(()) => EnvState::Ready(env),
+        Err(error) => {
+            let dir = diagnostics_dir(shared, &loaded.suite.name, "setup");
+            let diagnostics = diagnostics::capture(&env.cluster.client, &env.namespace, &dir).await;
+            EnvState::Failed { why: format!("{error:#}"), diagnostics, env: Some(env) }
         }
-        Ok(Readiness::Unavailable(reason)) => EnvState::Unavailable(reason),
-        Err(error) => EnvState::Failed(format!("{error:#}")),
     }
+}
+
+fn diagnostics_dir(shared: &Shared, suite: &str, test: &str) -> PathBuf {
+    shared.settings.report_dir.join(&shared.run).join(suite).join(test)
 }
 
 /// One cluster per kind config for the whole run, brought up on first use.
@@ -251,26 +282,14 @@ async fn reap_orphans(cluster: &Cluster) {
 }
 
 async fn execute(shared: &Shared, env: &SuiteEnv, spec: &suite::TestSpec) -> (Outcome, Option<PathBuf>) {
-    let result = async {
-        env.wait_ready(env.suite.params.ready_timeout())
-            .await
-            .map_err(|e| e.context("before the test: the fixture is not ready"))?;
-        TestRun::new(env, &shared.ledger, spec).run(spec).await
+    let dir = diagnostics_dir(shared, &env.suite.name, &spec.name);
+    if let Err(error) = env.wait_ready(env.suite.params.ready_timeout()).await {
+        let diagnostics = diagnostics::capture(&env.cluster.client, &env.namespace, &dir).await;
+        return (Outcome::Failed(format!("before the test, the fixture is not ready: {error:#}")), diagnostics);
     }
-    .await;
-    match result {
-        Ok(()) => (Outcome::Passed, None),
-        Err(error) => {
-            let dir = shared.settings.report_dir.join(&shared.run).join(&env.suite.name).join(&spec.name);
-            let diagnostics = match diagnostics::collect(&env.cluster.client, &env.namespace, &dir).await {
-                Ok(()) => Some(dir),
-                Err(collect_error) => {
-                    eprintln!("stateproof: could not collect diagnostics: {collect_error:#}");
-                    None
-                }
-            };
-            (Outcome::Failed(format!("{error:#}")), diagnostics)
-        }
+    match TestRun::new(env, &shared.ledger, spec).run(spec, &dir).await {
+        (Ok(()), _) => (Outcome::Passed, None),
+        (Err(error), diagnostics) => (Outcome::Failed(format!("{error:#}")), diagnostics),
     }
 }
 
@@ -291,9 +310,12 @@ fn finish(shared: &Shared) {
 async fn teardown(shared: &Shared) {
     let keep = shared.settings.keep;
     for slot in &shared.suites {
-        if let Some(EnvState::Ready(env)) = slot.env.lock().await.as_ref()
-            && let Err(error) = env.teardown(keep).await
-        {
+        let state = slot.env.lock().await;
+        let env = match state.as_ref() {
+            Some(EnvState::Ready(env)) | Some(EnvState::Failed { env: Some(env), .. }) => env,
+            _ => continue,
+        };
+        if let Err(error) = env.teardown(keep).await {
             eprintln!("stateproof: tearing down {}: {error:#}", env.namespace);
         }
     }
@@ -329,6 +351,12 @@ fn watch_for_interrupt(shared: &Arc<Shared>) {
             }
         });
         eprintln!("\nstateproof: interrupted; cleaning up (interrupt again to abandon the cleanup)");
+        let again = handle.clone();
+        std::thread::spawn(move || {
+            let _ = again.block_on(tokio::signal::ctrl_c());
+            eprintln!("stateproof: cleanup abandoned");
+            std::process::exit(130);
+        });
         let running: Vec<_> = shared.running.lock().unwrap().drain().collect();
         for (test, (suite, file, started)) in running {
             record(

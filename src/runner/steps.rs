@@ -7,8 +7,10 @@ use crate::faults::{
     self,
     ledger::{self, Ledger, NodeFault},
 };
-use crate::k8s::conditions::{node_ready_status, restart_count};
+use crate::k8s::conditions::{node_ready_status, pod_ready, restart_count};
 use crate::k8s::evict::Eviction;
+use crate::k8s::exec;
+use crate::report;
 use crate::suite::{DrainOutcome, Member, ProcessSignal, Step, TestSpec};
 use crate::systems::Record;
 use crate::wait::{self, Probe};
@@ -16,6 +18,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use kube::api::Api;
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const CLIENT_RETRY: Duration = Duration::from_secs(60);
@@ -45,8 +48,10 @@ impl<'a> TestRun<'a> {
         TestRun { env, ledger, label: format!("{}::{}", env.suite.name, spec.name), state: TestState::default() }
     }
 
-    /// Runs every step, stopping at the first failure, then cleans up.
-    pub async fn run(mut self, spec: &TestSpec) -> Result<()> {
+    /// Runs every step, stopping at the first failure; on a failure, the
+    /// cluster is captured into `diagnostics` before the test's faults are
+    /// undone, so that it shows the state that failed.
+    pub async fn run(mut self, spec: &TestSpec, diagnostics: &Path) -> (Result<()>, Option<PathBuf>) {
         let total = spec.steps.len();
         let mut outcome = Ok(());
         for (index, step) in spec.steps.iter().enumerate() {
@@ -64,12 +69,17 @@ impl<'a> TestRun<'a> {
             }
             eprintln!("[{}] step {}/{total} ok ({:.1}s)", self.label, index + 1, started.elapsed().as_secs_f64());
         }
+        let captured = match outcome {
+            Err(_) => report::diagnostics::capture(&self.env.cluster.client, &self.env.namespace, diagnostics).await,
+            Ok(()) => None,
+        };
         let cleanup = self.undo_faults().await;
-        match (outcome, cleanup) {
+        let result = match (outcome, cleanup) {
             (Err(error), _) => Err(error),
             (Ok(()), Err(error)) => Err(error.context("cleaning up after the test")),
             (Ok(()), Ok(())) => Ok(()),
-        }
+        };
+        (result, captured)
     }
 
     async fn step(&mut self, step: &Step) -> Result<()> {
@@ -105,6 +115,19 @@ impl<'a> TestRun<'a> {
             }
             Step::ApplyFixture => env.apply().await?,
             Step::DeletePod { member } => faults::delete_pod(&env.members.pods, &env.members.pod(*member)).await?,
+            Step::Exec { member, command, expect_output } => {
+                self.exec(*member, command, expect_output.as_deref()).await?
+            }
+            Step::ExpectUnavailable { member } => {
+                let pod = env.members.pods.get_opt(&env.members.pod(*member)).await?;
+                if let Some(pod) = pod.filter(pod_ready) {
+                    bail!(
+                        "{} is Ready on {:?}: it still serves",
+                        pod.metadata.name.unwrap_or_default(),
+                        pod.spec.and_then(|s| s.node_name)
+                    );
+                }
+            }
             Step::Signal { member, signal } => {
                 let pod = env.members.pods.get(&env.members.pod(*member)).await?;
                 self.state.restarts_before.insert(*member, restart_count(&pod, &env.suite.params.container));
@@ -131,8 +154,9 @@ impl<'a> TestRun<'a> {
             Step::Uncordon => self.uncordon().await?,
             Step::StopNode { member } => {
                 let node = self.node_of(*member).await?;
+                // Recorded first: whatever happens next, the node gets started.
+                self.ledger.record(&self.label, &env.cluster, NodeFault::Stopped(node.clone()));
                 env.cluster.stop_node(&node).await?;
-                self.ledger.record(&self.label, &env.cluster, NodeFault::Stopped(node));
             }
             Step::ExpectNodeDown { member, within } => {
                 self.expect_node_down(*member, within.unwrap_or(NODE_TIMEOUT)).await?
@@ -182,15 +206,32 @@ impl<'a> TestRun<'a> {
         for member in 0..env.replicas().await? {
             for template in &templates {
                 let name = format!("{template}-{}", env.members.pod(member));
-                let claim = claims.get(&name).await.with_context(|| format!("reading claim {name}"))?;
-                let entry = storage::Claim {
-                    uid: claim.metadata.uid.clone().unwrap_or_default(),
-                    volume: claim.spec.and_then(|spec| spec.volume_name),
-                };
-                snapshot.insert(name, entry);
+                // A missing claim is left out, for the comparison to name.
+                if let Some(claim) = claims.get_opt(&name).await.with_context(|| format!("reading claim {name}"))? {
+                    let entry = storage::Claim {
+                        uid: claim.metadata.uid.clone().unwrap_or_default(),
+                        volume: claim.spec.and_then(|spec| spec.volume_name),
+                    };
+                    snapshot.insert(name, entry);
+                }
             }
         }
         Ok(snapshot)
+    }
+
+    async fn exec(&self, member: Member, command: &[String], expect_output: Option<&str>) -> Result<()> {
+        let pod = self.env.members.pod(member);
+        let command: Vec<&str> = command.iter().map(String::as_str).collect();
+        let output = exec::exec(&self.env.members.pods, &pod, &self.env.suite.params.container, &command).await?;
+        if let Some(why) = output.failure {
+            bail!("{command:?} on {pod} failed: {why}; stderr: {}", output.stderr.trim());
+        }
+        match expect_output {
+            Some(text) if !output.stdout.contains(text) => {
+                bail!("{command:?} on {pod} did not print {text:?}; it printed: {}", output.stdout.trim())
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn expect_restart(&self, member: Member, within: Duration) -> Result<()> {

@@ -19,6 +19,8 @@ impl fmt::Display for Step {
             Step::DeleteStatefulset => write!(f, "delete the StatefulSet (claims kept)"),
             Step::ApplyFixture => write!(f, "apply the fixture again"),
             Step::DeletePod { member } => write!(f, "delete the pod of member {member}"),
+            Step::Exec { member, command, .. } => write!(f, "run {command:?} on member {member}"),
+            Step::ExpectUnavailable { member } => write!(f, "expect member {member} not serving (pod not Ready)"),
             Step::Signal { member, signal } => match signal {
                 ProcessSignal::Kill => write!(f, "kill -9 the server of member {member}"),
                 ProcessSignal::Stop => write!(f, "freeze (SIGSTOP) the server of member {member}"),

@@ -2,7 +2,7 @@
 //! or validated becomes a [`LoadError`] naming the file and the cause, which
 //! the harness reports as a failed test rather than aborting the run.
 
-use super::model::{Step, Suite};
+use super::model::{Disruption, Step, Suite, TestSpec};
 use crate::settings::Settings;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -65,6 +65,19 @@ fn validate(suite: &Suite, settings: &Settings) -> Result<(), String> {
             return Err(format!("test '{}' has no steps", test.name));
         }
         check_step_order(&test.name, &test.steps)?;
+        check_disruption(test)?;
+    }
+    Ok(())
+}
+
+/// A test that drains or stops nodes disturbs every suite on the cluster: it
+/// must say so, so that it never runs beside another test.
+fn check_disruption(test: &TestSpec) -> Result<(), String> {
+    let touches_nodes = test.steps.iter().any(|step| {
+        matches!(step, Step::Drain { .. } | Step::StopNode { .. } | Step::ExpectNodeDown { .. } | Step::StartNodes)
+    });
+    if touches_nodes && test.disrupts != Disruption::Nodes {
+        return Err(format!("test '{}' drains or stops nodes: it must say `disrupts: nodes`", test.name));
     }
     Ok(())
 }
@@ -73,8 +86,18 @@ fn validate(suite: &Suite, settings: &Settings) -> Result<(), String> {
 fn check_step_order(test: &str, steps: &[Step]) -> Result<(), String> {
     let mut remembered = false;
     let mut signalled = HashSet::new();
+    let mut written = HashSet::new();
     for (index, step) in steps.iter().enumerate() {
         match step {
+            Step::Write { key, .. } => {
+                written.insert(key.as_str());
+            }
+            Step::Read { key, unchanged: true, .. } if !written.contains(key.as_str()) => {
+                return Err(format!(
+                    "test '{test}', step {}: a read of {key} `unchanged` needs an earlier write of {key}",
+                    index + 1
+                ));
+            }
             Step::RememberStorage => remembered = true,
             Step::ExpectSameStorage if !remembered => {
                 return Err(format!(
@@ -155,6 +178,26 @@ tests:
     fn malformed_yaml_is_an_error_not_a_panic() {
         let error = parse("name: [unclosed").unwrap_err();
         assert!(error.starts_with("invalid suite"), "{error}");
+    }
+
+    #[test]
+    fn a_node_fault_in_a_test_not_marked_disruptive_is_rejected() {
+        let suite =
+            parse(&MINIMAL.replace("      - write: {member: 0, key: /a, value: b}", "      - stop-node: {member: 0}"))
+                .unwrap();
+        let error = check_disruption(&suite.tests[0]).unwrap_err();
+        assert!(error.contains("disrupts: nodes"), "{error}");
+        assert!(check_disruption(&suite.tests[1]).is_ok());
+    }
+
+    #[test]
+    fn an_unchanged_read_of_a_key_never_written_is_rejected() {
+        let suite = parse(&MINIMAL.replace("expect: b, within: 60s", "expect: b, unchanged: true")).unwrap();
+        assert!(check_step_order("sanity", &suite.tests[0].steps).is_ok());
+        let suite =
+            parse(&MINIMAL.replace("key: /a, expect: b, within: 60s", "key: /z, expect: b, unchanged: true")).unwrap();
+        let error = check_step_order("sanity", &suite.tests[0].steps).unwrap_err();
+        assert!(error.contains("needs an earlier write of /z"), "{error}");
     }
 
     #[test]

@@ -103,6 +103,16 @@ pub enum Step {
     ApplyFixture,
     /// Delete one member's pod.
     DeletePod { member: Member },
+    /// Run a command in the member's server container; it must exit 0 and,
+    /// with `expect-output`, print that text.
+    Exec {
+        member: Member,
+        command: Vec<String>,
+        #[serde(default)]
+        expect_output: Option<String>,
+    },
+    /// The member's pod is not Ready (or does not exist): it does not serve.
+    ExpectUnavailable { member: Member },
     /// Send a signal to the server process of `member` (KILL, or STOP to freeze it).
     Signal { member: Member, signal: ProcessSignal },
     /// The member's server container was restarted since the last `signal` step.
@@ -142,7 +152,7 @@ pub enum ProcessSignal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DrainOutcome {
-    /// Every eviction is granted.
+    /// The member's eviction is granted.
     Evicted,
     /// The member's eviction is refused by its PodDisruptionBudget.
     RefusedByPdb,

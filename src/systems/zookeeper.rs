@@ -109,6 +109,9 @@ async fn read_until_closed(stream: &mut TcpStream) -> Result<String> {
             Err(error) => return Err(error.into()),
         }
     }
+    if answer.is_empty() {
+        anyhow::bail!("the connection closed without an answer");
+    }
     Ok(String::from_utf8_lossy(&answer).into_owned())
 }
 
