@@ -26,7 +26,7 @@ stage_manifest() {
     if record=$(image_record "$image") && [ -n "$record" ]; then records+=("$record"); else missing+=("$image"); fi
   done
   local pins
-  pins=$(grep -E '^[A-Z_]+=' "$FORGE_DIR/pins.env" | jq -R 'split("=") | {(.[0]): (.[1:] | join("="))}' | jq -s add)
+  pins=$(grep -E '^[A-Z0-9_]+=' "$FORGE_DIR/pins.env" | jq -R 'split("=") | {(.[0]): (.[1:] | join("="))}' | jq -s add)
   printf '%s\n' "${records[@]}" | jq -s --argjson pins "$pins" --arg missing "${missing[*]}" \
     '{pins: $pins, images: ., missing: ($missing | split(" ") | map(select(. != "")))}' >"$MANIFEST.tmp"
   mv "$MANIFEST.tmp" "$MANIFEST"

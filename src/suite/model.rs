@@ -108,7 +108,7 @@ pub enum Step {
     Exec {
         member: Member,
         command: Vec<String>,
-        #[serde(default)]
+        #[serde(default, rename = "expect-output")]
         expect_output: Option<String>,
     },
     /// The member's pod is not Ready (or does not exist): it does not serve.
