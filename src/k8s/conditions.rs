@@ -56,51 +56,43 @@ pub fn restart_count(pod: &Pod, container: &str) -> i32 {
 mod tests {
     use super::*;
 
-    fn statefulset(json: serde_json::Value) -> StatefulSet {
-        serde_json::from_value(json).unwrap()
+    /// A 3-replica StatefulSet at `generation` with the given status.
+    fn statefulset(generation: i64, status: serde_json::Value) -> StatefulSet {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "zk", "generation": generation},
+            "spec": {"replicas": 3, "selector": {}, "template": {}, "serviceName": "zk-hs"},
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    fn all_ready(observed: i64, current: &str, update: &str) -> serde_json::Value {
+        serde_json::json!({"observedGeneration": observed, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3,
+                           "currentRevision": current, "updateRevision": update})
     }
 
     #[test]
     fn a_complete_rollout_holds() {
-        let set = statefulset(serde_json::json!({
-            "metadata": {"name": "zk", "generation": 2},
-            "spec": {"replicas": 3, "selector": {}, "template": {}, "serviceName": "zk-hs"},
-            "status": {"observedGeneration": 2, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3,
-                       "currentRevision": "zk-1", "updateRevision": "zk-1"}
-        }));
-        assert_eq!(statefulset_rolled_out(&set), Ok(()));
+        assert_eq!(statefulset_rolled_out(&statefulset(2, all_ready(2, "zk-1", "zk-1"))), Ok(()));
     }
 
     #[test]
     fn an_unobserved_generation_does_not_hold_even_if_all_are_ready() {
-        let set = statefulset(serde_json::json!({
-            "metadata": {"name": "zk", "generation": 3},
-            "spec": {"replicas": 3, "selector": {}, "template": {}, "serviceName": "zk-hs"},
-            "status": {"observedGeneration": 2, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3,
-                       "currentRevision": "zk-1", "updateRevision": "zk-1"}
-        }));
+        let set = statefulset(3, all_ready(2, "zk-1", "zk-1"));
         assert!(statefulset_rolled_out(&set).unwrap_err().contains("not yet observed"));
     }
 
     #[test]
     fn a_revision_still_rolling_does_not_hold() {
-        let set = statefulset(serde_json::json!({
-            "metadata": {"name": "zk", "generation": 2},
-            "spec": {"replicas": 3, "selector": {}, "template": {}, "serviceName": "zk-hs"},
-            "status": {"observedGeneration": 2, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3,
-                       "currentRevision": "zk-1", "updateRevision": "zk-2"}
-        }));
+        let set = statefulset(2, all_ready(2, "zk-1", "zk-2"));
         assert!(statefulset_rolled_out(&set).unwrap_err().contains("still rolling"));
     }
 
     #[test]
     fn missing_ready_replicas_are_reported() {
-        let set = statefulset(serde_json::json!({
-            "metadata": {"name": "zk", "generation": 1},
-            "spec": {"replicas": 3, "selector": {}, "template": {}, "serviceName": "zk-hs"},
-            "status": {"observedGeneration": 1, "replicas": 3, "readyReplicas": 2, "updatedReplicas": 3}
-        }));
-        assert_eq!(statefulset_rolled_out(&set).unwrap_err(), "2/3 ready, 3/3 updated, 3 exist");
+        let status =
+            serde_json::json!({"observedGeneration": 1, "replicas": 3, "readyReplicas": 2, "updatedReplicas": 3});
+        assert_eq!(statefulset_rolled_out(&statefulset(1, status)).unwrap_err(), "2/3 ready, 3/3 updated, 3 exist");
     }
 
     #[test]
