@@ -118,15 +118,8 @@ impl<'a> TestRun<'a> {
             Step::Exec { member, command, expect_output } => {
                 self.exec(*member, command, expect_output.as_deref()).await?
             }
-            Step::ExpectUnavailable { member } => {
-                let pod = env.members.pods.get_opt(&env.members.pod(*member)).await?;
-                if let Some(pod) = pod.filter(pod_ready) {
-                    bail!(
-                        "{} is Ready on {:?}: it still serves",
-                        pod.metadata.name.unwrap_or_default(),
-                        pod.spec.and_then(|s| s.node_name)
-                    );
-                }
+            Step::ExpectUnavailable { member, within } => {
+                self.expect_unavailable(*member, within.unwrap_or(CLIENT_RETRY)).await?
             }
             Step::Signal { member, signal } => {
                 let pod = env.members.pods.get(&env.members.pod(*member)).await?;
@@ -232,6 +225,21 @@ impl<'a> TestRun<'a> {
             }
             _ => Ok(()),
         }
+    }
+
+    /// An evicted or failed member keeps serving until its pod is gone or
+    /// unready; wait for that, within a bound.
+    async fn expect_unavailable(&self, member: Member, within: Duration) -> Result<()> {
+        let pods = &self.env.members.pods;
+        let name = self.env.members.pod(member);
+        wait::until(&format!("{name} to stop serving"), within, || async {
+            Ok(match pods.get_opt(&name).await?.filter(pod_ready) {
+                Some(pod) => Probe::Pending(format!("Ready on {:?}", pod.spec.and_then(|spec| spec.node_name))),
+                None => Probe::Done(()),
+            })
+        })
+        .await?;
+        Ok(())
     }
 
     async fn expect_restart(&self, member: Member, within: Duration) -> Result<()> {

@@ -20,7 +20,7 @@ impl fmt::Display for Step {
             Step::ApplyFixture => write!(f, "apply the fixture again"),
             Step::DeletePod { member } => write!(f, "delete the pod of member {member}"),
             Step::Exec { member, command, .. } => write!(f, "run {command:?} on member {member}"),
-            Step::ExpectUnavailable { member } => write!(f, "expect member {member} not serving (pod not Ready)"),
+            Step::ExpectUnavailable { member, .. } => write!(f, "expect member {member} not serving (pod not Ready)"),
             Step::Signal { member, signal } => match signal {
                 ProcessSignal::Kill => write!(f, "kill -9 the server of member {member}"),
                 ProcessSignal::Stop => write!(f, "freeze (SIGSTOP) the server of member {member}"),

@@ -111,8 +111,12 @@ pub enum Step {
         #[serde(default, rename = "expect-output")]
         expect_output: Option<String>,
     },
-    /// The member's pod is not Ready (or does not exist): it does not serve.
-    ExpectUnavailable { member: Member },
+    /// The member's pod turns not Ready (or is gone): it no longer serves.
+    ExpectUnavailable {
+        member: Member,
+        #[serde(default, with = "duration_opt")]
+        within: Option<Duration>,
+    },
     /// Send a signal to the server process of `member` (KILL, or STOP to freeze it).
     Signal { member: Member, signal: ProcessSignal },
     /// The member's server container was restarted since the last `signal` step.
