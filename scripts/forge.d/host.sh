@@ -3,7 +3,9 @@
 # the inotify limits of multi-node kind, and a Docker engine that answers.
 
 HOST_PACKAGES="docker.io debootstrap jq gcc libc6-dev libseccomp-dev pkg-config busybox-static iptables curl"
-MIN_FREE_GIB=20
+# A cold build of every stage peaks at about 14 GiB; building only the
+# workload images (with a published node image) needs far less.
+MIN_FREE_GIB=${STATEPROOF_FORGE_MIN_FREE_GIB:-20}
 
 preflight() {
   [ "$(id -u)" = 0 ] || die "the forge must run as root (it installs packages, starts dockerd and runs debootstrap)"
@@ -73,7 +75,8 @@ start_dockerd() {
   fi
   mkdir -p /lib/modules # kind bind-mounts it; this kernel has no modules directory
   say "starting dockerd (log: $LOGS/dockerd.log)"
-  nohup dockerd "${runtime_args[@]}" >>"$LOGS/dockerd.log" 2>&1 &
+  # fd 9 holds the forge's lock: dockerd outlives this run and must not keep it
+  nohup dockerd "${runtime_args[@]}" >>"$LOGS/dockerd.log" 2>&1 9>&- &
   local waited=0
   until docker info >/dev/null 2>&1; do
     sleep 1
