@@ -22,4 +22,22 @@ stage_zookeeper() {
     "debian $DEBIAN_SUITE ($ZOOKEEPER_PACKAGES) from $DEBIAN_MIRROR; images/zookeeper"
 }
 
-workload_images() { printf '%s\n' "$ZOOKEEPER_IMAGE"; }
+# Resolves the runtime jars of images/<name>/pom.xml from Maven Central into
+# $CACHE/maven/<name>/lib, once per key (the pom, the versions passed as -D
+# properties). Maven's own repository under the cache keeps re-resolution
+# after a pin change cheap.
+maven_libs() {
+  local name=$1 key=$2
+  shift 2
+  local out=$CACHE/maven/$name
+  stamp_matches "maven-$name" "$key" && [ -d "$out/lib" ] && return 0
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+  run_logged "resolving $name's jars from Maven Central" mvn -B -q -f "$REPO_DIR/images/$name/pom.xml" \
+    -Dmaven.repo.local="$CACHE/m2" "$@" \
+    "org.apache.maven.plugins:maven-dependency-plugin:$MAVEN_DEPENDENCY_PLUGIN_VERSION:copy-dependencies" \
+    -DincludeScope=runtime -DoutputDirectory="$out.tmp/lib"
+  publish_dir "$out.tmp" "$out"
+  write_stamp "maven-$name" "$key"
+}
+
+workload_images() { printf '%s\n' "$ZOOKEEPER_IMAGE" "$KAFKA_IMAGE" "${PULSAR_IMAGES[@]}"; }

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -126,24 +127,64 @@ impl KindCluster {
         Ok(())
     }
 
+    /// Loads into the nodes the images they lack. Returns the images the
+    /// host's Docker could not have (neither local nor pullable).
     pub async fn load_images(&self, images: &[String]) -> Result<Vec<String>> {
+        let mut host = Vec::new();
         let mut missing = Vec::new();
-        let mut present = Vec::new();
         for image in images {
-            let local = process::succeeds("docker", &["image", "inspect", image]).await
-                || process::succeeds("docker", &["pull", "--quiet", image]).await;
-            if local {
-                present.push(image.as_str());
-            } else {
-                missing.push(image.clone());
+            match host_image_id(image).await {
+                Some(id) => host.push(HostImage::new(image, id)),
+                None => missing.push(image.clone()),
             }
         }
-        if !present.is_empty() {
-            let mut args = vec!["load", "docker-image", "--name", &self.name];
-            args.extend(present.iter().copied());
-            wait::on_cluster(process::output(&self.kind, &args)).await?;
+        if !host.is_empty() {
+            wait::on_cluster(self.load_lacking(&host)).await?;
         }
         Ok(missing)
+    }
+
+    /// The nodes have no crictl, which kind needs to see that a node already
+    /// holds an image, so a plain `kind load` re-imports every image into
+    /// every node each suite: we check the nodes ourselves and load only
+    /// what each one lacks.
+    async fn load_lacking(&self, images: &[HostImage]) -> Result<()> {
+        let nodes = self.node_names().await?;
+        let holdings = holdings_of(&nodes, images).await;
+        let mut everywhere = Vec::new();
+        for image in images {
+            let lacking: Vec<&str> = nodes
+                .iter()
+                .zip(&holdings)
+                .filter(|(_, held)| !image.is_held_in(held))
+                .map(|(node, _)| node.as_str())
+                .collect();
+            if lacking.is_empty() {
+                everywhere.push(image.reference.as_str());
+            } else {
+                self.load_into(&image.reference, &lacking, nodes.len()).await?;
+            }
+        }
+        if !everywhere.is_empty() {
+            eprintln!("stateproof: already on every node of {}: {}", self.name, everywhere.join(", "));
+        }
+        Ok(())
+    }
+
+    async fn node_names(&self) -> Result<Vec<String>> {
+        let listed = process::output(&self.kind, &["get", "nodes", "--name", &self.name]).await?;
+        let nodes: Vec<String> = listed.split_whitespace().map(str::to_string).collect();
+        if nodes.is_empty() {
+            bail!("kind lists no nodes for cluster '{}'", self.name);
+        }
+        Ok(nodes)
+    }
+
+    async fn load_into(&self, image: &str, nodes: &[&str], of: usize) -> Result<()> {
+        eprintln!("stateproof: loading {image} into {} of {of} nodes of {} (kind load)", nodes.len(), self.name);
+        let nodes = nodes.join(",");
+        let args = ["load", "docker-image", "--name", &self.name, "--nodes", &nodes, image];
+        process::output(&self.kind, &args).await.map(drop)
     }
 
     pub async fn stop_node(&self, node: &str) -> Result<()> {
@@ -183,6 +224,139 @@ impl KindCluster {
     }
 }
 
+/// An image the host's Docker holds. Its ID is its config digest (Docker's
+/// classic image store), which a node's containerd shows for the same image.
+struct HostImage {
+    reference: String,
+    id: String,
+    /// The name `kind load` gives it in the nodes; `None` when we cannot tell,
+    /// which makes the image count as lacking everywhere.
+    containerd_name: Option<String>,
+}
+
+impl HostImage {
+    fn new(reference: &str, id: String) -> Self {
+        HostImage { reference: reference.to_string(), id, containerd_name: containerd_name(reference) }
+    }
+
+    fn is_held_in(&self, holdings: &HashMap<String, String>) -> bool {
+        self.containerd_name.as_ref().and_then(|name| holdings.get(name)) == Some(&self.id)
+    }
+}
+
+/// The image's ID in the host's Docker, pulling it when it is not there.
+async fn host_image_id(image: &str) -> Option<String> {
+    let args = ["image", "inspect", "--format", "{{.Id}}", image];
+    let inspect = || process::output("docker", &args);
+    let id = match inspect().await {
+        Ok(id) => id,
+        Err(_) if process::succeeds("docker", &["pull", "--quiet", image]).await => inspect().await.ok()?,
+        Err(_) => return None,
+    };
+    Some(id.trim().to_string())
+}
+
+/// A reference as containerd names it once `kind load` has imported the
+/// `docker save` archive: normalized the way Docker does (`kafka:3.9` is
+/// `docker.io/library/kafka:3.9`). `None` for a reference by digest, which
+/// the archive does not name.
+fn containerd_name(reference: &str) -> Option<String> {
+    if reference.contains('@') || reference.is_empty() {
+        return None;
+    }
+    let (domain, path) = match reference.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (first, rest),
+        _ => ("docker.io", reference),
+    };
+    let domain = if domain == "index.docker.io" { "docker.io" } else { domain };
+    let library = if domain == "docker.io" && !path.contains('/') { "library/" } else { "" };
+    let tag = if path.rsplit('/').next().unwrap_or_default().contains(':') { "" } else { ":latest" };
+    Some(format!("{domain}/{library}{path}{tag}"))
+}
+
+/// Marks each manifest in a node's report; it cannot start a line of JSON.
+const MANIFEST_MARK: &str = "--- manifest ";
+
+/// Lists the named images of the node's containerd, then prints the manifest
+/// of each: `ctr` is all a node has (no crictl), and one `docker exec` per
+/// node keeps the check to about a second. `images check` rather than
+/// `images ls` because it also says whether all the content is there (an
+/// import cut short by a node restart). `$@` are `name==` filters, which
+/// `ctr` ORs. Ends in success so that one unreadable manifest costs only
+/// that image.
+const HOLDINGS_SCRIPT: &str = r#"
+listed=$(ctr -n k8s.io images check "$@") || exit 1
+printf '%s\n' "$listed"
+for digest in $(printf '%s\n' "$listed" | awk 'NR > 1 && !seen[$3]++ {print $3}'); do
+  printf '\n--- manifest %s\n' "$digest"
+  ctr -n k8s.io content get "$digest"
+done
+exit 0
+"#;
+
+/// For each node, in parallel, what it holds of the images.
+async fn holdings_of(nodes: &[String], images: &[HostImage]) -> Vec<HashMap<String, String>> {
+    let filters: Vec<String> =
+        images.iter().filter_map(|image| image.containerd_name.as_ref()).map(|name| format!("name=={name}")).collect();
+    if filters.is_empty() {
+        return vec![HashMap::new(); nodes.len()];
+    }
+    let checks: Vec<_> = nodes.iter().map(|node| tokio::spawn(node_holdings(node.clone(), filters.clone()))).collect();
+    let mut holdings = Vec::new();
+    for check in checks {
+        holdings.push(check.await.unwrap_or_default());
+    }
+    holdings
+}
+
+/// What one node holds, by containerd name: the config digest of each
+/// image. Empty when the node cannot be asked, so that everything is loaded.
+async fn node_holdings(node: String, filters: Vec<String>) -> HashMap<String, String> {
+    let mut args = vec!["exec", node.as_str(), "sh", "-c", HOLDINGS_SCRIPT, "sh"];
+    args.extend(filters.iter().map(String::as_str));
+    match process::output("docker", &args).await {
+        Ok(report) => parse_holdings(&report),
+        Err(_) => HashMap::new(),
+    }
+}
+
+/// Reads a report of `HOLDINGS_SCRIPT`: image name to config digest, for
+/// the images whose manifest names a config.
+fn parse_holdings(report: &str) -> HashMap<String, String> {
+    let mark = format!("\n{MANIFEST_MARK}");
+    let mut sections = report.split(&mark);
+    let listed = manifest_digests(sections.next().unwrap_or_default());
+    let configs: HashMap<&str, String> = sections
+        .filter_map(|section| {
+            let (digest, manifest) = section.split_once('\n')?;
+            Some((digest.trim(), config_digest(manifest)?))
+        })
+        .collect();
+    listed.into_iter().filter_map(|(name, manifest)| Some((name.to_string(), configs.get(manifest)?.clone()))).collect()
+}
+
+/// Image name to manifest digest, from `ctr images check`, whose columns are
+/// REF TYPE DIGEST STATUS SIZE UNPACKED, STATUS `complete (6/6)` when all the
+/// content is there. Incomplete images are left out, to be loaded again.
+fn manifest_digests(listed: &str) -> HashMap<&str, &str> {
+    listed
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (name, digest, status) = (fields.next()?, fields.nth(1)?, fields.next()?);
+            (digest.starts_with("sha256:") && status == "complete").then_some((name, digest))
+        })
+        .collect()
+}
+
+/// The config digest an image manifest names. `None` for anything else,
+/// such as an index, which makes the image count as lacking.
+fn config_digest(manifest: &str) -> Option<String> {
+    let manifest: serde_json::Value = serde_json::from_str(manifest).ok()?;
+    let digest = manifest.get("config")?.get("digest")?.as_str()?;
+    digest.starts_with("sha256:").then(|| digest.to_string())
+}
+
 /// Builds the node image with the forge when it is missing.
 async fn ensure_forged(settings: &Settings, image: &str) -> Result<()> {
     if process::succeeds("docker", &["image", "inspect", image]).await {
@@ -191,4 +365,89 @@ async fn ensure_forged(settings: &Settings, image: &str) -> Result<()> {
     let forge = settings.forge.display().to_string();
     eprintln!("stateproof: node image {image} is missing; running {forge} (cold: about an hour)");
     process::visible(&forge, &[]).await.with_context(|| format!("the forge could not build {image}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KAFKA_CONFIG: &str = "sha256:59bd414c288c94b470caa46e1b7df85dbffef63d9cac299b36dcefe543c60092";
+    const KAFKA_MANIFEST: &str = "sha256:cb59e3fc83849bf6c56214a201d3556b31ad8c7db4079f946adb3538f4c5f2ad";
+    const ZOOKEEPER_MANIFEST: &str = "sha256:86627d681fe9bdbbbfd161cae8bfde45e86bbdf7a6ef40657be4b7ac33ec610f";
+
+    /// As `ctr -n k8s.io images check name==... name==...` prints it
+    /// (containerd 2.2); the third image is made up.
+    const LISTED: &str = "\
+REF                                TYPE                                                 DIGEST                                                                  STATUS         SIZE                UNPACKED
+docker.io/stateproof/kafka:3.9     application/vnd.docker.distribution.manifest.v2+json sha256:cb59e3fc83849bf6c56214a201d3556b31ad8c7db4079f946adb3538f4c5f2ad complete (6/6) 393.6 MiB/393.6 MiB true
+docker.io/stateproof/zookeeper:3.8 application/vnd.docker.distribution.manifest.v2+json sha256:86627d681fe9bdbbbfd161cae8bfde45e86bbdf7a6ef40657be4b7ac33ec610f complete (5/5) 380.6 MiB/380.6 MiB true
+docker.io/stateproof/pulsar:4.0    application/vnd.docker.distribution.manifest.v2+json sha256:1111111111111111111111111111111111111111111111111111111111111111 incomplete (2/6) 12.0 MiB/393.6 MiB false
+";
+
+    /// As `ctr content get` prints the manifest `kind load` imported.
+    const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:59bd414c288c94b470caa46e1b7df85dbffef63d9cac299b36dcefe543c60092","size":4532},"layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar","digest":"sha256:d4636f3826eaf7470f52fb4d3b8349ca98564fd81b89f5619cbdb11063859502","size":354115584}]}"#;
+
+    #[test]
+    fn the_manifest_digest_comes_from_the_digest_column_of_complete_images() {
+        let digests = manifest_digests(LISTED);
+        assert_eq!(digests.len(), 2, "{digests:?}");
+        assert_eq!(digests["docker.io/stateproof/kafka:3.9"], KAFKA_MANIFEST);
+    }
+
+    #[test]
+    fn a_listing_without_images_has_no_digests() {
+        assert!(manifest_digests("REF TYPE DIGEST STATUS SIZE UNPACKED \n").is_empty());
+        assert!(manifest_digests("").is_empty());
+    }
+
+    #[test]
+    fn the_config_digest_comes_from_the_manifest() {
+        assert_eq!(config_digest(MANIFEST).as_deref(), Some(KAFKA_CONFIG));
+        assert_eq!(config_digest(&format!("{MANIFEST}\n")).as_deref(), Some(KAFKA_CONFIG));
+    }
+
+    #[test]
+    fn an_index_or_garbage_has_no_config_digest() {
+        assert_eq!(config_digest(r#"{"schemaVersion":2,"manifests":[]}"#), None);
+        assert_eq!(config_digest(""), None);
+        assert_eq!(config_digest("ctr: not found"), None);
+    }
+
+    #[test]
+    fn a_report_maps_names_to_config_digests() {
+        let report =
+            format!("{LISTED}\n{MANIFEST_MARK}{KAFKA_MANIFEST}\n{MANIFEST}\n{MANIFEST_MARK}{ZOOKEEPER_MANIFEST}\n");
+        let holdings = parse_holdings(&report);
+        assert_eq!(holdings.len(), 1, "zookeeper's manifest is unreadable: {holdings:?}");
+        assert_eq!(holdings["docker.io/stateproof/kafka:3.9"], KAFKA_CONFIG);
+    }
+
+    #[test]
+    fn the_script_marks_manifests_as_the_parser_expects() {
+        assert!(HOLDINGS_SCRIPT.contains(&format!("\\n{MANIFEST_MARK}%s")));
+    }
+
+    #[test]
+    fn an_image_is_held_only_with_the_same_id() {
+        let image = HostImage::new("stateproof/kafka:3.9", KAFKA_CONFIG.to_string());
+        let held = HashMap::from([("docker.io/stateproof/kafka:3.9".to_string(), KAFKA_CONFIG.to_string())]);
+        let stale = HashMap::from([("docker.io/stateproof/kafka:3.9".to_string(), "sha256:0ld".to_string())]);
+        assert!(image.is_held_in(&held));
+        assert!(!image.is_held_in(&stale));
+        assert!(!image.is_held_in(&HashMap::new()));
+    }
+
+    #[test]
+    fn names_are_normalized_as_docker_does() {
+        let name = |reference| containerd_name(reference);
+        assert_eq!(name("stateproof/kafka:3.9").as_deref(), Some("docker.io/stateproof/kafka:3.9"));
+        assert_eq!(name("busybox:1.36").as_deref(), Some("docker.io/library/busybox:1.36"));
+        assert_eq!(name("busybox").as_deref(), Some("docker.io/library/busybox:latest"));
+        assert_eq!(name("quay.io/strimzi/kafka").as_deref(), Some("quay.io/strimzi/kafka:latest"));
+        assert_eq!(name("localhost:5000/kafka").as_deref(), Some("localhost:5000/kafka:latest"));
+        assert_eq!(name("localhost/kafka:1").as_deref(), Some("localhost/kafka:1"));
+        assert_eq!(name("docker.io/busybox").as_deref(), Some("docker.io/library/busybox:latest"));
+        assert_eq!(name("index.docker.io/stateproof/kafka:3.9").as_deref(), Some("docker.io/stateproof/kafka:3.9"));
+        assert_eq!(name("busybox@sha256:abc"), None);
+    }
 }

@@ -14,8 +14,28 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use std::time::Duration;
 
-pub async fn delete_pod(pods: &Api<Pod>, pod: &str) -> Result<()> {
+/// Deletes a pod and waits until that very pod is gone (its replacement,
+/// with the same name, may already exist): later steps must not mistake
+/// the old pod, still shutting down, for the member having come back.
+pub async fn delete_pod(pods: &Api<Pod>, pod: &str, timeout: Duration) -> Result<()> {
+    let uid = pods.get(pod).await.with_context(|| format!("reading pod {pod}"))?.uid();
     pods.delete(pod, &DeleteParams::default()).await.with_context(|| format!("deleting pod {pod}"))?;
+    wait::until(&format!("pod {pod} to be gone"), timeout, || async {
+        Ok(match pods.get_opt(pod).await?.filter(|found| found.uid() == uid) {
+            Some(_) => Probe::Pending("still terminating".into()),
+            None => Probe::Done(()),
+        })
+    })
+    .await?;
+    Ok(())
+}
+
+/// Sets the StatefulSet's replicas, as `kubectl scale` does.
+pub async fn scale(sets: &Api<StatefulSet>, name: &str, replicas: u32) -> Result<()> {
+    let patch = serde_json::json!({"spec": {"replicas": replicas}});
+    sets.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("scaling StatefulSet {name} to {replicas}"))?;
     Ok(())
 }
 

@@ -4,9 +4,17 @@
 use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
+use std::future::Future;
 use std::net::SocketAddr;
-use tokio::net::TcpListener;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::io::DuplexStream;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+/// What happens to each accepted connection once its upstream is open: a
+/// plain copy, or a relay that reads the protocol (Kafka's addresses).
+pub type Relay = Arc<dyn Fn(TcpStream, DuplexStream) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// Forwards while alive; dropping it stops accepting connections.
 pub struct PortForward {
@@ -21,21 +29,29 @@ impl Drop for PortForward {
 }
 
 pub async fn forward(pods: Api<Pod>, pod: &str, port: u16) -> Result<PortForward> {
+    let copy: Relay = Arc::new(|mut local, mut upstream| {
+        Box::pin(async move {
+            let _ = tokio::io::copy_bidirectional(&mut local, &mut upstream).await;
+        })
+    });
+    forward_with(pods, pod, port, copy).await
+}
+
+pub async fn forward_with(pods: Api<Pod>, pod: &str, port: u16, relay: Relay) -> Result<PortForward> {
     let listener = TcpListener::bind("127.0.0.1:0").await.context("binding a local port")?;
     let local = listener.local_addr()?;
     let pod = pod.to_string();
     let task = tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let (pods, pod) = (pods.clone(), pod.clone());
+        while let Ok((socket, _)) = listener.accept().await {
+            let (pods, pod, relay) = (pods.clone(), pod.clone(), relay.clone());
             tokio::spawn(async move {
                 let Ok(mut forwarder) = pods.portforward(&pod, &[port]).await else {
                     return;
                 };
-                let Some(mut upstream) = forwarder.take_stream(port) else {
+                let Some(upstream) = forwarder.take_stream(port) else {
                     return;
                 };
-                let _ = tokio::io::copy_bidirectional(&mut socket, &mut upstream).await;
-                drop(upstream);
+                relay(socket, upstream).await;
                 let _ = forwarder.join().await;
             });
         }

@@ -27,7 +27,7 @@ pub fn render(run: &str, results: &[TestResult]) -> String {
 
 fn test_case(suite: &str, result: &TestResult) -> TestCase {
     let status = match &result.outcome {
-        Outcome::Passed => TestCaseStatus::success(),
+        Outcome::Passed | Outcome::PassedWithFindings(_) => TestCaseStatus::success(),
         Outcome::Failed(message) => {
             let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
             status.set_message(first_line(message));
@@ -50,6 +50,12 @@ fn test_case(suite: &str, result: &TestResult) -> TestCase {
     case.add_property(("waited-on-cluster-seconds", format!("{:.1}", result.waited.as_secs_f64()).as_str()));
     if let Some(dir) = &result.diagnostics {
         case.add_property(("diagnostics", dir.display().to_string().as_str()));
+    }
+    if let Outcome::PassedWithFindings(findings) = &result.outcome {
+        case.add_property(("finding", first_line(findings).as_str()));
+        case.set_system_out(format!(
+            "FINDING (passed: this test's expectations report it, not fail on it)\n{findings}"
+        ));
     }
     case
 }

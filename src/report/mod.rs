@@ -11,6 +11,10 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Passed,
+    /// Passed, with something found about the system under test that the
+    /// test's expectations report rather than fail on (e.g. the loss of
+    /// acknowledged messages by a manifest as shipped).
+    PassedWithFindings(String),
     Failed(String),
     Skipped(String),
 }

@@ -9,6 +9,7 @@ pub fn render(results: &[TestResult]) -> String {
     for result in results {
         let outcome = match result.outcome {
             Outcome::Passed => "ok",
+            Outcome::PassedWithFindings(_) => "FINDING",
             Outcome::Failed(_) => "FAILED",
             Outcome::Skipped(_) => "skipped",
         };

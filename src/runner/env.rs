@@ -45,8 +45,11 @@ impl SuiteEnv {
         run: &str,
     ) -> Result<Readiness> {
         let suite = loaded.suite.clone();
-        let fixture = settings.fixture_dir(&suite.fixture);
-        let manifests = apply::read_dir(&fixture)?;
+        let folders: Vec<_> = suite.fixture.iter().map(|name| settings.fixture_dir(name)).collect();
+        let mut manifests = Vec::new();
+        for folder in &folders {
+            manifests.extend(apply::read_dir(folder)?);
+        }
         let images: Vec<String> = apply::images(&manifests).into_iter().collect();
         let missing = cluster.provide_images(&images).await?;
         if !missing.is_empty() {
@@ -61,7 +64,7 @@ impl SuiteEnv {
         let members =
             Members { pods, statefulset: suite.params.statefulset.clone(), client_port: suite.params.client_port };
         let env = SuiteEnv {
-            adapter: Adapter::new(suite.system, members.reach()),
+            adapter: Adapter::new(suite.system, &members),
             sets: Api::namespaced(cluster.client.clone(), &namespace),
             suite,
             cluster,
@@ -69,12 +72,8 @@ impl SuiteEnv {
             manifests,
             members,
         };
-        eprintln!(
-            "stateproof: [{}] applying fixture {} in namespace {}",
-            env.suite.name,
-            fixture.display(),
-            env.namespace
-        );
+        let shown: Vec<_> = folders.iter().map(|folder| folder.display().to_string()).collect();
+        eprintln!("stateproof: [{}] applying {} in namespace {}", env.suite.name, shown.join(" + "), env.namespace);
         Ok(Readiness::Ready(Box::new(env)))
     }
 

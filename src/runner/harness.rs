@@ -223,6 +223,10 @@ fn run_trial(shared: &Arc<Shared>, suite_index: usize, test_index: usize) -> Res
     );
     match outcome {
         Outcome::Passed => Ok(Completion::Completed),
+        Outcome::PassedWithFindings(findings) => {
+            eprintln!("stateproof: {label} passed with a FINDING:\n{findings}");
+            Ok(Completion::Completed)
+        }
         Outcome::Skipped(reason) => Ok(Completion::ignored_with(reason)),
         Outcome::Failed(message) => Err(Failed::from(message)),
     }
@@ -287,9 +291,11 @@ async fn execute(shared: &Shared, env: &SuiteEnv, spec: &suite::TestSpec) -> (Ou
         let diagnostics = diagnostics::capture(&env.cluster.client, &env.namespace, &dir).await;
         return (Outcome::Failed(format!("before the test, the fixture is not ready: {error:#}")), diagnostics);
     }
-    match TestRun::new(env, &shared.ledger, spec).run(spec, &dir).await {
-        (Ok(()), _) => (Outcome::Passed, None),
-        (Err(error), diagnostics) => (Outcome::Failed(format!("{error:#}")), diagnostics),
+    let report = TestRun::new(env, &shared.ledger, spec).run(spec, &dir).await;
+    match report.result {
+        Ok(()) if report.findings.is_empty() => (Outcome::Passed, None),
+        Ok(()) => (Outcome::PassedWithFindings(report.findings.join("\n")), report.diagnostics),
+        Err(error) => (Outcome::Failed(format!("{error:#}")), report.diagnostics),
     }
 }
 

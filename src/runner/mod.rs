@@ -2,9 +2,11 @@
 //! suite's environment on first use, runs its steps and records a result;
 //! at the end the run tears down what it created and writes the report.
 
+mod bench;
 mod env;
 mod harness;
 mod schedule;
 mod steps;
 
+pub use bench::kafka_bench;
 pub use harness::main;

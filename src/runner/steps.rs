@@ -1,7 +1,10 @@
 //! Executing one test: its steps in order, each a call into the adapter,
 //! the faults or the checkers; then undoing what the test did to nodes.
 
+mod log;
+
 use super::env::SuiteEnv;
+use crate::checks::delivery::History;
 use crate::checks::{placement, storage};
 use crate::faults::{
     self,
@@ -11,8 +14,9 @@ use crate::k8s::conditions::{node_ready_status, pod_ready, restart_count};
 use crate::k8s::evict::Eviction;
 use crate::k8s::exec;
 use crate::report;
-use crate::suite::{DrainOutcome, Member, ProcessSignal, Step, TestSpec};
+use crate::suite::{DrainOutcome, Member, MemberRef, ProcessSignal, Step, TestSpec};
 use crate::systems::Record;
+use crate::systems::kafka::Traffic;
 use crate::wait::{self, Probe};
 use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
@@ -25,6 +29,8 @@ const CLIENT_RETRY: Duration = Duration::from_secs(60);
 const RESTART_TIMEOUT: Duration = Duration::from_secs(180);
 const NODE_TIMEOUT: Duration = Duration::from_secs(180);
 const DELETE_TIMEOUT: Duration = Duration::from_secs(330);
+const CONSUME_TIMEOUT: Duration = Duration::from_secs(180);
+const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What a test has observed and done so far.
 #[derive(Default)]
@@ -34,6 +40,24 @@ struct TestState {
     restarts_before: HashMap<Member, i32>,
     /// Pods whose server this test froze, thawed when the test ends.
     frozen: Vec<Pod>,
+    /// The member a `remember-leader` step found.
+    leader: Option<Member>,
+    /// Every message produced and read, for the delivery check.
+    history: History,
+    /// The number the next produced message gets (ids are unique per test).
+    next_message: u64,
+    /// How many producers this test started (each is one in the history).
+    producers: u32,
+    /// The background producer, with its number.
+    traffic: Option<(u32, Traffic)>,
+}
+
+/// What a test came to: its result, what it found about the system that its
+/// expectations do not fail on, and where its diagnostics are.
+pub struct TestReport {
+    pub result: Result<()>,
+    pub findings: Vec<String>,
+    pub diagnostics: Option<PathBuf>,
 }
 
 pub struct TestRun<'a> {
@@ -41,17 +65,24 @@ pub struct TestRun<'a> {
     ledger: &'a Ledger,
     label: String,
     state: TestState,
+    findings: Vec<String>,
 }
 
 impl<'a> TestRun<'a> {
     pub fn new(env: &'a SuiteEnv, ledger: &'a Ledger, spec: &TestSpec) -> Self {
-        TestRun { env, ledger, label: format!("{}::{}", env.suite.name, spec.name), state: TestState::default() }
+        TestRun {
+            env,
+            ledger,
+            label: format!("{}::{}", env.suite.name, spec.name),
+            state: TestState::default(),
+            findings: Vec::new(),
+        }
     }
 
     /// Runs every step, stopping at the first failure; on a failure, the
     /// cluster is captured into `diagnostics` before the test's faults are
     /// undone, so that it shows the state that failed.
-    pub async fn run(mut self, spec: &TestSpec, diagnostics: &Path) -> (Result<()>, Option<PathBuf>) {
+    pub async fn run(mut self, spec: &TestSpec, diagnostics: &Path) -> TestReport {
         let total = spec.steps.len();
         let mut outcome = Ok(());
         for (index, step) in spec.steps.iter().enumerate() {
@@ -69,17 +100,34 @@ impl<'a> TestRun<'a> {
             }
             eprintln!("[{}] step {}/{total} ok ({:.1}s)", self.label, index + 1, started.elapsed().as_secs_f64());
         }
-        let captured = match outcome {
-            Err(_) => report::diagnostics::capture(&self.env.cluster.client, &self.env.namespace, diagnostics).await,
-            Ok(()) => None,
-        };
+        let captured =
+            if outcome.is_err() || !self.findings.is_empty() { self.capture(diagnostics).await } else { None };
         let cleanup = self.undo_faults().await;
         let result = match (outcome, cleanup) {
             (Err(error), _) => Err(error),
             (Ok(()), Err(error)) => Err(error.context("cleaning up after the test")),
             (Ok(()), Ok(())) => Ok(()),
         };
-        (result, captured)
+        TestReport { result, findings: self.findings, diagnostics: captured }
+    }
+
+    /// The cluster's state, and the system's own view of itself: for a log,
+    /// its topics (leaders, replicas, in-sync replicas) and this test's
+    /// delivery history.
+    async fn capture(&self, dir: &Path) -> Option<PathBuf> {
+        let env = self.env;
+        let captured = report::diagnostics::capture(&env.cluster.client, &env.namespace, dir).await?;
+        if let Ok(kafka) = env.adapter.kafka() {
+            let topics = match kafka.describe_topics(env.replicas().await.unwrap_or(1)).await {
+                Ok(text) => text,
+                Err(error) => format!("cannot describe the topics: {error:#}\n"),
+            };
+            let _ = std::fs::write(captured.join("topics.txt"), topics);
+            if let Err(error) = self.state.history.write_jsonl(&captured.join("history.jsonl")) {
+                eprintln!("stateproof: {error:#}");
+            }
+        }
+        Some(captured)
     }
 
     async fn step(&mut self, step: &Step) -> Result<()> {
@@ -114,16 +162,20 @@ impl<'a> TestRun<'a> {
                     .await?
             }
             Step::ApplyFixture => env.apply().await?,
-            Step::DeletePod { member } => faults::delete_pod(&env.members.pods, &env.members.pod(*member)).await?,
+            Step::DeletePod { member } => {
+                let pod = env.members.pod(self.member(*member)?);
+                faults::delete_pod(&env.members.pods, &pod, DELETE_TIMEOUT).await?
+            }
             Step::Exec { member, command, expect_output } => {
                 self.exec(*member, command, expect_output.as_deref()).await?
             }
             Step::ExpectUnavailable { member, within } => {
-                self.expect_unavailable(*member, within.unwrap_or(CLIENT_RETRY)).await?
+                self.expect_unavailable(self.member(*member)?, within.unwrap_or(CLIENT_RETRY)).await?
             }
             Step::Signal { member, signal } => {
-                let pod = env.members.pods.get(&env.members.pod(*member)).await?;
-                self.state.restarts_before.insert(*member, restart_count(&pod, &env.suite.params.container));
+                let member = self.member(*member)?;
+                let pod = env.members.pods.get(&env.members.pod(member)).await?;
+                self.state.restarts_before.insert(member, restart_count(&pod, &env.suite.params.container));
                 let name = match signal {
                     ProcessSignal::Kill => "KILL",
                     ProcessSignal::Stop => "STOP",
@@ -134,7 +186,7 @@ impl<'a> TestRun<'a> {
                 }
             }
             Step::ExpectRestart { member, within } => {
-                self.expect_restart(*member, within.unwrap_or(RESTART_TIMEOUT)).await?
+                self.expect_restart(self.member(*member)?, within.unwrap_or(RESTART_TIMEOUT)).await?
             }
             Step::ExpectSpread => {
                 placement::spread_across_nodes(&self.placement().await?).map_err(|why| anyhow!(why))?
@@ -146,17 +198,28 @@ impl<'a> TestRun<'a> {
             Step::Drain { member, expect } => self.drain(*member, *expect).await?,
             Step::Uncordon => self.uncordon().await?,
             Step::StopNode { member } => {
-                let node = self.node_of(*member).await?;
+                let node = self.node_of(self.member(*member)?).await?;
                 // Recorded first: whatever happens next, the node gets started.
                 self.ledger.record(&self.label, &env.cluster, NodeFault::Stopped(node.clone()));
                 env.cluster.stop_node(&node).await?;
             }
             Step::ExpectNodeDown { member, within } => {
-                self.expect_node_down(*member, within.unwrap_or(NODE_TIMEOUT)).await?
+                self.expect_node_down(self.member(*member)?, within.unwrap_or(NODE_TIMEOUT)).await?
             }
             Step::StartNodes => self.start_nodes().await?,
+            Step::Scale { replicas } => faults::scale(&env.sets, &env.suite.params.statefulset, *replicas).await?,
+            Step::ExpectClaimsKept { member } => self.expect_claims_kept(*member).await?,
+            Step::Pause { duration } => tokio::time::sleep(*duration).await,
+            other => self.log_step(other).await?,
         }
         Ok(())
+    }
+
+    fn member(&self, target: MemberRef) -> Result<Member> {
+        match target {
+            MemberRef::Ordinal(member) => Ok(member),
+            MemberRef::Leader => self.state.leader.context("no leader remembered yet"),
+        }
     }
 
     async fn read(
@@ -185,16 +248,41 @@ impl<'a> TestRun<'a> {
         Ok(())
     }
 
-    async fn storage_snapshot(&self) -> Result<storage::StorageSnapshot> {
-        let env = self.env;
-        let set = env.sets.get(&env.suite.params.statefulset).await?;
-        let templates: Vec<String> = set
+    /// The names of the StatefulSet's volumeClaimTemplates.
+    async fn claim_templates(&self) -> Result<Vec<String>> {
+        let set = self.env.sets.get(&self.env.suite.params.statefulset).await?;
+        Ok(set
             .spec
             .as_ref()
             .and_then(|spec| spec.volume_claim_templates.as_ref())
             .map(|claims| claims.iter().filter_map(|claim| claim.metadata.name.clone()).collect())
-            .unwrap_or_default();
-        let claims = Api::<PersistentVolumeClaim>::namespaced(env.cluster.client.clone(), &env.namespace);
+            .unwrap_or_default())
+    }
+
+    fn claims(&self) -> Api<PersistentVolumeClaim> {
+        Api::namespaced(self.env.cluster.client.clone(), &self.env.namespace)
+    }
+
+    async fn expect_claims_kept(&self, member: Member) -> Result<()> {
+        let templates = self.claim_templates().await?;
+        if templates.is_empty() {
+            bail!("the StatefulSet has no volumeClaimTemplates: its members keep no data of their own");
+        }
+        for template in templates {
+            let name = format!("{template}-{}", self.env.members.pod(member));
+            let claim = self.claims().get_opt(&name).await?.with_context(|| format!("claim {name} is gone"))?;
+            let phase = claim.status.and_then(|status| status.phase).unwrap_or_default();
+            if phase != "Bound" {
+                bail!("claim {name} is {phase:?}, not Bound");
+            }
+        }
+        Ok(())
+    }
+
+    async fn storage_snapshot(&self) -> Result<storage::StorageSnapshot> {
+        let env = self.env;
+        let templates = self.claim_templates().await?;
+        let claims = self.claims();
         let mut snapshot = BTreeMap::new();
         for member in 0..env.replicas().await? {
             for template in &templates {

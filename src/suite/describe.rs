@@ -1,7 +1,25 @@
 //! One line per step, as the live progress and the JUnit text show it.
 
-use super::model::{DrainOutcome, ProcessSignal, Step};
+use super::model::{Acks, DrainOutcome, Duplicates, Loss, MemberRef, ProcessSignal, Step};
 use std::fmt;
+
+impl fmt::Display for MemberRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MemberRef::Ordinal(ordinal) => write!(f, "{ordinal}"),
+            MemberRef::Leader => write!(f, "`leader`"),
+        }
+    }
+}
+
+impl fmt::Display for Acks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Acks::All => write!(f, "acks=all"),
+            Acks::Leader => write!(f, "acks=1"),
+        }
+    }
+}
 
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -40,6 +58,30 @@ impl fmt::Display for Step {
             Step::StopNode { member } => write!(f, "stop the node of member {member}"),
             Step::ExpectNodeDown { member, .. } => write!(f, "expect the node of member {member} to turn NotReady"),
             Step::StartNodes => write!(f, "start the stopped nodes and wait until Ready"),
+            Step::Scale { replicas } => write!(f, "scale the StatefulSet to {replicas}"),
+            Step::ExpectClaimsKept { member } => write!(f, "expect member {member}'s claims kept and bound"),
+            Step::RememberLeader { topic, partition } => {
+                write!(f, "remember the leader of {topic}/{partition} as `leader`")
+            }
+            Step::CreateTopic { topic, partitions, replication_factor } => {
+                write!(f, "create topic {topic} ({partitions} partitions, replication factor {replication_factor})")
+            }
+            Step::Produce { topic, messages, via, acks } => {
+                write!(f, "produce {messages} messages to {topic} through member {via} ({acks})")
+            }
+            Step::StartTraffic { topic, via, rate, acks } => {
+                write!(f, "start producing {rate}/s to {topic} through member {via} ({acks})")
+            }
+            Step::StopTraffic => write!(f, "stop the background producer"),
+            Step::Pause { duration } => write!(f, "let {} pass", humantime::format_duration(*duration)),
+            Step::Consume { topic, via, .. } => write!(f, "read {topic} from the beginning through member {via}"),
+            Step::CheckDelivery { duplicates, loss } => {
+                let duplicates = if *duplicates == Duplicates::Allowed { "allowed" } else { "forbidden" };
+                let loss = if *loss == Loss::IsAFinding { "a finding" } else { "a failure" };
+                write!(f, "check delivery (duplicates {duplicates}, loss {loss})")
+            }
+            Step::ExpectInSync { topic, .. } => write!(f, "expect every partition of {topic} fully in sync"),
+            Step::ExpectBrokers { ids, .. } => write!(f, "expect brokers {ids:?} registered, each on its own member"),
         }
     }
 }

@@ -52,9 +52,14 @@ pub fn parse(text: &str) -> Result<Suite, String> {
 }
 
 fn validate(suite: &Suite, settings: &Settings) -> Result<(), String> {
-    let fixture = settings.fixture_dir(&suite.fixture);
-    if !fixture.is_dir() {
-        return Err(format!("fixture '{}' not found: no folder {}", suite.fixture, fixture.display()));
+    if suite.fixture.is_empty() {
+        return Err("the suite names no fixture".into());
+    }
+    for name in &suite.fixture {
+        let fixture = settings.fixture_dir(name);
+        if !fixture.is_dir() {
+            return Err(format!("fixture '{name}' not found: no folder {}", fixture.display()));
+        }
     }
     let mut names = HashSet::new();
     for test in &suite.tests {
@@ -85,6 +90,7 @@ fn check_disruption(test: &TestSpec) -> Result<(), String> {
 /// Steps that compare with an earlier observation need that observation.
 fn check_step_order(test: &str, steps: &[Step]) -> Result<(), String> {
     let mut remembered = false;
+    let mut leader_known = false;
     let mut signalled = HashSet::new();
     let mut written = HashSet::new();
     for (index, step) in steps.iter().enumerate() {
@@ -99,6 +105,13 @@ fn check_step_order(test: &str, steps: &[Step]) -> Result<(), String> {
                 ));
             }
             Step::RememberStorage => remembered = true,
+            Step::RememberLeader { .. } => leader_known = true,
+            step if !leader_known && step.targets_leader() => {
+                return Err(format!(
+                    "test '{test}', step {}: `member: leader` needs an earlier remember-leader",
+                    index + 1
+                ));
+            }
             Step::ExpectSameStorage if !remembered => {
                 return Err(format!(
                     "test '{test}', step {}: expect-same-storage needs an earlier remember-storage",

@@ -5,4 +5,7 @@ pub mod load;
 pub mod model;
 
 pub use load::{LoadError, LoadedSuite, discover, load};
-pub use model::{Disruption, DrainOutcome, Member, ProcessSignal, Step, Suite, SystemKind, TestSpec};
+pub use model::{
+    Acks, Disruption, DrainOutcome, Duplicates, Loss, Member, MemberRef, ProcessSignal, Step, Suite, SystemKind,
+    TestSpec,
+};

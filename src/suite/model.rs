@@ -11,8 +11,10 @@ pub struct Suite {
     pub name: String,
     #[serde(default)]
     pub description: String,
-    /// Folder under `fixtures/` (or the user's override) holding the manifests.
-    pub fixture: String,
+    /// Folders under `fixtures/` (or the user's overrides) holding the
+    /// manifests, applied in this order: one name, or a list of them.
+    #[serde(deserialize_with = "one_or_many")]
+    pub fixture: Vec<String>,
     /// File stem under `kind-config/` used when stateproof creates the cluster.
     #[serde(default = "default_cluster")]
     pub cluster: String,
@@ -29,6 +31,7 @@ fn default_cluster() -> String {
 #[serde(rename_all = "kebab-case")]
 pub enum SystemKind {
     Zookeeper,
+    Kafka,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,6 +77,65 @@ pub enum Disruption {
 /// A member of the system: the StatefulSet pod with this ordinal.
 pub type Member = u32;
 
+/// A member named by its ordinal, or the member a `remember-leader` step
+/// found (written `leader`): faults aimed at a role, not a fixed pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemberRef {
+    Ordinal(Member),
+    Leader,
+}
+
+impl<'de> Deserialize<'de> for MemberRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Ordinal(Member),
+            Name(String),
+        }
+        match Written::deserialize(deserializer)? {
+            Written::Ordinal(ordinal) => Ok(MemberRef::Ordinal(ordinal)),
+            Written::Name(name) if name == "leader" => Ok(MemberRef::Leader),
+            Written::Name(name) => {
+                Err(serde::de::Error::custom(format!("member {name:?}: expected an ordinal or `leader`")))
+            }
+        }
+    }
+}
+
+/// How a producer asks for acknowledgement (Kafka's `acks`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Acks {
+    /// Every in-sync replica has the message (`acks=all`, idempotent).
+    #[default]
+    All,
+    /// Only the partition leader has it (`acks=1`, the console producer's default).
+    Leader,
+}
+
+/// Whether reading a message twice fails a delivery check.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Duplicates {
+    /// Exactly once (idempotent producers, no redelivery).
+    #[default]
+    Forbidden,
+    /// At least once: duplicates are reported, not failed.
+    Allowed,
+}
+
+/// Whether losing an acknowledged message fails a delivery check.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Loss {
+    #[default]
+    Fails,
+    /// A finding about the manifest, reported with the ids, the test still
+    /// passing: for as-shipped settings known to permit loss.
+    IsAFinding,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub enum Step {
@@ -102,7 +164,7 @@ pub enum Step {
     /// Apply the fixture's manifests again.
     ApplyFixture,
     /// Delete one member's pod.
-    DeletePod { member: Member },
+    DeletePod { member: MemberRef },
     /// Run a command in the member's server container; it must exit 0 and,
     /// with `expect-output`, print that text.
     Exec {
@@ -113,15 +175,15 @@ pub enum Step {
     },
     /// The member's pod turns not Ready (or is gone): it no longer serves.
     ExpectUnavailable {
-        member: Member,
+        member: MemberRef,
         #[serde(default, with = "duration_opt")]
         within: Option<Duration>,
     },
     /// Send a signal to the server process of `member` (KILL, or STOP to freeze it).
-    Signal { member: Member, signal: ProcessSignal },
+    Signal { member: MemberRef, signal: ProcessSignal },
     /// The member's server container was restarted since the last `signal` step.
     ExpectRestart {
-        member: Member,
+        member: MemberRef,
         #[serde(default, with = "duration_opt")]
         within: Option<Duration>,
     },
@@ -134,15 +196,100 @@ pub enum Step {
     /// Uncordon every node this test cordoned.
     Uncordon,
     /// Stop the node (container) that runs `member`.
-    StopNode { member: Member },
+    StopNode { member: MemberRef },
     /// The cluster has noticed: the node of `member` is no longer Ready.
     ExpectNodeDown {
-        member: Member,
+        member: MemberRef,
         #[serde(default, with = "duration_opt")]
         within: Option<Duration>,
     },
     /// Start every node this test stopped and wait until it is Ready.
     StartNodes,
+    /// Set the StatefulSet's replicas (members join or leave).
+    Scale { replicas: u32 },
+    /// The claims of `member` still exist and are bound, whether or not its
+    /// pod does (a scale-down keeps them).
+    ExpectClaimsKept { member: Member },
+    /// Find the current leader of a topic's partition and remember it as
+    /// `leader`, for the steps that follow.
+    RememberLeader { topic: String, partition: i32 },
+    /// Create a topic through the system's admin API.
+    CreateTopic {
+        topic: String,
+        partitions: i32,
+        #[serde(rename = "replication-factor")]
+        replication_factor: i32,
+    },
+    /// Produce `messages` uniquely identified messages through `via`,
+    /// recording every send and its outcome in the test's history.
+    Produce {
+        topic: String,
+        messages: u64,
+        via: Member,
+        #[serde(default)]
+        acks: Acks,
+    },
+    /// Start producing in the background, `rate` messages a second, until
+    /// `stop-traffic`; every send goes into the test's history.
+    StartTraffic {
+        topic: String,
+        via: Member,
+        rate: u32,
+        #[serde(default)]
+        acks: Acks,
+    },
+    /// Stop the background producer and wait for its last outcomes.
+    StopTraffic,
+    /// Let time pass: traffic before a fault, or after it, is the point.
+    Pause {
+        #[serde(with = "duration")]
+        duration: Duration,
+    },
+    /// Read the topic from the beginning through `via` up to its end, into
+    /// the test's history (replacing what an earlier read saw).
+    Consume {
+        topic: String,
+        via: Member,
+        #[serde(default, with = "duration_opt")]
+        within: Option<Duration>,
+    },
+    /// Judge the history: every acknowledged message read, none twice (unless
+    /// allowed), in order per partition, nothing read that was never sent.
+    CheckDelivery {
+        #[serde(default)]
+        duplicates: Duplicates,
+        #[serde(default)]
+        loss: Loss,
+    },
+    /// Every partition of the topic has all its replicas in sync.
+    ExpectInSync {
+        topic: String,
+        #[serde(default, with = "duration_opt")]
+        within: Option<Duration>,
+    },
+    /// The brokers registered with the cluster are exactly `ids`, each
+    /// served by the member of the same ordinal.
+    ExpectBrokers {
+        ids: Vec<i32>,
+        #[serde(default, with = "duration_opt")]
+        within: Option<Duration>,
+    },
+}
+
+impl Step {
+    /// Whether the step aims at the member a `remember-leader` found.
+    pub fn targets_leader(&self) -> bool {
+        let member = match self {
+            Step::DeletePod { member }
+            | Step::ExpectUnavailable { member, .. }
+            | Step::Signal { member, .. }
+            | Step::ExpectRestart { member, .. }
+            | Step::StopNode { member }
+            | Step::ExpectNodeDown { member, .. } => member,
+            _ => return false,
+        };
+        *member == MemberRef::Leader
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -160,6 +307,28 @@ pub enum DrainOutcome {
     Evicted,
     /// The member's eviction is refused by its PodDisruptionBudget.
     RefusedByPdb,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(name) => vec![name],
+        OneOrMany::Many(names) => names,
+    })
+}
+
+mod duration {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        humantime::parse_duration(&String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
 }
 
 mod duration_opt {

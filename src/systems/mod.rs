@@ -1,11 +1,12 @@
 //! System adapters: how stateproof writes to, reads from and judges the
 //! health of each system under test, as its own clients would.
 
+pub mod kafka;
 pub mod reach;
 pub mod zookeeper;
 
 use crate::suite::{Member, SystemKind};
-use anyhow::Result;
+use anyhow::{Result, bail};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use reach::Reach;
@@ -31,6 +32,11 @@ impl Members {
         format!("{}-{member}", self.statefulset)
     }
 
+    /// The member a pod of the StatefulSet is, from its name.
+    pub fn ordinal(&self, pod: &str) -> Option<Member> {
+        pod.strip_prefix(&self.statefulset)?.strip_prefix('-')?.parse().ok()
+    }
+
     pub fn reach(&self) -> Reach {
         Reach::PortForward {
             pods: Box::new(self.pods.clone()),
@@ -42,32 +48,46 @@ impl Members {
 
 pub enum Adapter {
     ZooKeeper(zookeeper::ZooKeeper),
+    Kafka(Box<kafka::Kafka>),
 }
 
 impl Adapter {
-    pub fn new(kind: SystemKind, reach: Reach) -> Self {
+    pub fn new(kind: SystemKind, members: &Members) -> Self {
         match kind {
-            SystemKind::Zookeeper => Adapter::ZooKeeper(zookeeper::ZooKeeper::new(reach)),
+            SystemKind::Zookeeper => Adapter::ZooKeeper(zookeeper::ZooKeeper::new(members.reach())),
+            SystemKind::Kafka => Adapter::Kafka(Box::new(kafka::Kafka::new(members.clone()))),
+        }
+    }
+
+    fn key_value(&self) -> Result<&zookeeper::ZooKeeper> {
+        match self {
+            Adapter::ZooKeeper(zk) => Ok(zk),
+            Adapter::Kafka(_) => bail!("write and read steps are for key-value systems; Kafka produces and consumes"),
+        }
+    }
+
+    pub fn kafka(&self) -> Result<&kafka::Kafka> {
+        match self {
+            Adapter::Kafka(kafka) => Ok(kafka),
+            Adapter::ZooKeeper(_) => bail!("this step needs a Kafka system"),
         }
     }
 
     pub async fn write(&self, member: Member, key: &str, value: &str) -> Result<Record> {
-        match self {
-            Adapter::ZooKeeper(zk) => zk.write(member, key, value).await,
-        }
+        self.key_value()?.write(member, key, value).await
     }
 
     pub async fn read(&self, member: Member, key: &str) -> Result<Option<Record>> {
-        match self {
-            Adapter::ZooKeeper(zk) => zk.read(member, key).await,
-        }
+        self.key_value()?.read(member, key).await
     }
 
     /// The system's own verdict on whether all `replicas` members serve
-    /// together (ZooKeeper: one leader, every other member a synced follower).
+    /// together (ZooKeeper: one leader, every other member a synced follower;
+    /// Kafka: every member registered as a broker).
     pub async fn health(&self, replicas: u32) -> Result<Result<(), String>> {
         match self {
             Adapter::ZooKeeper(zk) => zk.quorum(replicas).await,
+            Adapter::Kafka(kafka) => kafka.health(replicas).await,
         }
     }
 }

@@ -1,0 +1,78 @@
+# Stage "pulsar": Apache Pulsar brokers and the Apache BookKeeper bookies they
+# store in. Neither is packaged by Debian, so the jars come from Maven Central
+# (images/pulsar/pom.xml, versions from pins.env) on a Debian rootfs with the
+# JRE. Both images share one jar layer: the bookies run the very BookKeeper the
+# brokers' client is, and the layer is stored and loaded into kind once. Each
+# adds our launcher scripts from images/<name>/ on top (cheap to rebuild).
+
+PULSAR_IMAGE=stateproof/pulsar:${PULSAR_VERSION%.*}
+BOOKKEEPER_IMAGE=stateproof/bookkeeper:${BOOKKEEPER_VERSION%.*}
+# shellcheck disable=SC2034 # listed by workload_images (workloads.sh)
+PULSAR_IMAGES=("$BOOKKEEPER_IMAGE" "$PULSAR_IMAGE")
+# curl: the probes ask the servers' HTTP endpoints.
+PULSAR_PACKAGES=$JRE_DEBIAN_PACKAGE,bash,procps,hostname,curl
+
+stage_pulsar() {
+  local base=stateproof/pulsar-packages:$DEBIAN_SUITE lib_image=stateproof/pulsar-lib:$PULSAR_VERSION
+  local base_key libs_key lib_key lib=$CACHE/maven/pulsar/lib context
+  base_key=$(cache_key pulsar-packages "$DEBIAN_SUITE" "$DEBIAN_MIRROR" "$PULSAR_PACKAGES")
+  if ! image_is_current "$base" "$base_key"; then
+    import_debian_rootfs "$base" "$base_key" "$PULSAR_PACKAGES"
+  fi
+  # workloads.sh holds maven_libs, which decides what gets resolved.
+  libs_key=$(cache_key pulsar-libs "$REPO_DIR/images/pulsar/pom.xml" "$FORGE_DIR/workloads.sh" \
+    "$PULSAR_VERSION" "$BOOKKEEPER_VERSION" "$PULSAR_STAND_IN_VERSION" "$MAVEN_DEPENDENCY_PLUGIN_VERSION")
+  maven_libs pulsar "$libs_key" -Dpulsar.version="$PULSAR_VERSION" -Dbookkeeper.version="$BOOKKEEPER_VERSION" \
+    -Dpulsar.stand-in.version="$PULSAR_STAND_IN_VERSION"
+  check_pulsar_libs "$lib"
+
+  lib_key=$(cache_key pulsar-lib "$base_key" "$libs_key" "$FORGE_DIR/pulsar.sh")
+  if ! image_is_current "$lib_image" "$lib_key"; then
+    context=$CACHE/context/pulsar-lib
+    rm -rf "$context" && mkdir -p "$context" && cp -r "$lib" "$context/"
+    printf '%s\n' "FROM $base" 'COPY lib/ /opt/pulsar/lib/' >"$context/Dockerfile"
+    build_image "$lib_image" "$context" "$lib_key" \
+      "debian $DEBIAN_SUITE ($PULSAR_PACKAGES) from $DEBIAN_MIRROR; $(pulsar_lib_sources)"
+    rm -rf "$context"
+  fi
+
+  pulsar_launcher_image bookkeeper "$BOOKKEEPER_IMAGE" "$lib_image" "$lib_key" /etc/bookkeeper \
+    'RUN mkdir -p /pulsar/data/bookkeeper/journal /pulsar/data/bookkeeper/ledgers' bookie-run
+  pulsar_launcher_image pulsar "$PULSAR_IMAGE" "$lib_image" "$lib_key" /etc/pulsar \
+    'RUN mkdir -p /var/run/pulsar' pulsar-broker-run
+}
+
+pulsar_lib_sources() {
+  echo "Maven Central: pulsar-broker, pulsar-client-tools, pulsar-testclient $PULSAR_VERSION," \
+    "bookkeeper-server $BOOKKEEPER_VERSION (images/pulsar/pom.xml)"
+}
+
+# One of the two thin images: $1 the images/ folder, $2 tag, $3/$4 the jar
+# image and its key, $5 where conf/ goes, $6 a Dockerfile step, $7 command.
+pulsar_launcher_image() {
+  local name=$1 tag=$2 lib_image=$3 lib_key=$4 conf_dir=$5 step=$6 command=$7 key context
+  key=$(cache_key "$name" "$lib_key" "$REPO_DIR/images/$name/bin" "$REPO_DIR/images/$name/conf" "$FORGE_DIR/pulsar.sh")
+  image_is_current "$tag" "$key" && return 0
+  context=$CACHE/context/$name
+  rm -rf "$context" && mkdir -p "$context"
+  cp -r "$REPO_DIR/images/$name/bin" "$REPO_DIR/images/$name/conf" "$context/"
+  printf '%s\n' "FROM $lib_image" 'COPY bin/ /usr/local/bin/' "COPY conf/ $conf_dir/" "$step" \
+    'WORKDIR /pulsar' "CMD [\"$command\"]" >"$context/Dockerfile"
+  build_image "$tag" "$context" "$key" \
+    "debian $DEBIAN_SUITE ($PULSAR_PACKAGES) from $DEBIAN_MIRROR; $(pulsar_lib_sources); images/$name"
+  rm -rf "$context"
+}
+
+# The pom takes BookKeeper's version from Pulsar's own pom; a pin that
+# disagrees would have bookies of another version than the brokers' client.
+check_pulsar_libs() {
+  local lib=$1 jar found=()
+  for jar in "pulsar-broker-$PULSAR_VERSION.jar" "pulsar-client-tools-$PULSAR_VERSION.jar" \
+    "pulsar-testclient-$PULSAR_VERSION.jar" "vertx-http-server-$BOOKKEEPER_VERSION.jar" 'log4j-slf4j2-impl-*.jar'; do
+    compgen -G "$lib/$jar" >/dev/null || die "$jar is missing from the resolved jars in $lib"
+  done
+  if [ ! -f "$lib/bookkeeper-server-$BOOKKEEPER_VERSION.jar" ]; then
+    found=("$lib"/bookkeeper-server-*.jar)
+    die "Pulsar $PULSAR_VERSION comes with ${found[*]##*/}, not BookKeeper $BOOKKEEPER_VERSION: fix BOOKKEEPER_VERSION in pins.env"
+  fi
+}
