@@ -221,7 +221,9 @@ pub struct Expectations {
     /// At-least-once delivery: reading a message twice is listed as allowed.
     pub duplicates_allowed: bool,
     /// The system as shipped is known to lose acknowledged messages under
-    /// this fault: loss is reported as a finding, not a failure.
+    /// this fault: loss is reported as a finding, not a failure, and so are
+    /// the marks a truncated log leaves on acknowledgements (an offset acked
+    /// twice, a later send acked below an earlier one).
     pub loss_is_finding: bool,
 }
 
@@ -248,7 +250,9 @@ pub enum AnomalyKind {
 impl AnomalyKind {
     fn severity(self, expectations: &Expectations) -> Severity {
         match self {
-            Self::Lost if expectations.loss_is_finding => Severity::Finding,
+            Self::Lost | Self::InconsistentPosition | Self::ReorderedAck if expectations.loss_is_finding => {
+                Severity::Finding
+            }
             Self::Duplicated if expectations.duplicates_allowed => Severity::Allowed,
             Self::IndeterminateUnseen | Self::IndeterminateRecovered => Severity::Allowed,
             _ => Severity::Failure,
@@ -750,6 +754,14 @@ mod tests {
     fn loss_as_a_finding_passes_but_leads_the_text() {
         let history = sent(2);
         let verdict = check(&history, &Expectations { loss_is_finding: true, ..Expectations::default() });
+        assert_eq!(
+            AnomalyKind::ReorderedAck.severity(&Expectations { loss_is_finding: true, ..Expectations::default() }),
+            Severity::Finding
+        );
+        assert_eq!(
+            AnomalyKind::ReorderedRead.severity(&Expectations { loss_is_finding: true, ..Expectations::default() }),
+            Severity::Failure
+        );
         assert!(verdict.is_ok());
         assert_eq!(verdict.judgement(), Judgement::PassedWithFindings);
         let text = verdict.to_string();
