@@ -43,8 +43,9 @@ stage_pulsar() {
 }
 
 pulsar_lib_sources() {
-  echo "Maven Central: pulsar-broker, pulsar-client-tools, pulsar-testclient $PULSAR_VERSION," \
-    "bookkeeper-server $BOOKKEEPER_VERSION (images/pulsar/pom.xml)"
+  echo "Maven Central: pulsar-broker, pulsar-client-tools, pulsar-testclient $PULSAR_VERSION" \
+    "(pulsar-opentelemetry, jetcd-core-shaded $PULSAR_STAND_IN_VERSION), bookkeeper-server $BOOKKEEPER_VERSION" \
+    "(images/pulsar/pom.xml)"
 }
 
 # One of the two thin images: $1 the images/ folder, $2 tag, $3/$4 the jar
@@ -68,7 +69,7 @@ pulsar_launcher_image() {
 check_pulsar_libs() {
   local lib=$1 jar found=()
   for jar in "pulsar-broker-$PULSAR_VERSION.jar" "pulsar-client-tools-$PULSAR_VERSION.jar" \
-    "pulsar-testclient-$PULSAR_VERSION.jar" "vertx-http-server-$BOOKKEEPER_VERSION.jar" 'log4j-slf4j2-impl-*.jar'; do
+    "pulsar-testclient-$PULSAR_VERSION.jar" "vertx-http-server-$BOOKKEEPER_VERSION.jar" 'log4j-slf4j2-impl-*.jar' 'log4j-jul-*.jar'; do
     compgen -G "$lib/$jar" >/dev/null || die "$jar is missing from the resolved jars in $lib"
   done
   if [ ! -f "$lib/bookkeeper-server-$BOOKKEEPER_VERSION.jar" ]; then
