@@ -1,6 +1,6 @@
 //! The one way to run a command in a container, with its output and status.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams};
 use tokio::io::AsyncReadExt;
@@ -31,4 +31,13 @@ pub async fn exec(pods: &Api<Pod>, pod: &str, container: &str, command: &[&str])
     let success = status.as_ref().is_some_and(|status| status.status.as_deref() == Some("Success"));
     let failure = (!success).then(|| status.and_then(|status| status.message).unwrap_or_else(|| "no status".into()));
     Ok(ExecOutput { stdout: out, stderr: err, failure })
+}
+
+/// Runs a command that must succeed; its standard output.
+pub async fn exec_ok(pods: &Api<Pod>, pod: &str, container: &str, command: &[&str]) -> Result<String> {
+    let output = exec(pods, pod, container, command).await?;
+    match output.failure {
+        Some(why) => bail!("{command:?} on {pod} failed: {why}; stderr: {}", output.stderr.trim()),
+        None => Ok(output.stdout),
+    }
 }

@@ -5,6 +5,7 @@
 //! Large round-trips stay cheap only if the harness keeps up with them.
 
 use super::env::{Readiness, SuiteEnv};
+use super::steps::create_topic;
 use crate::checks::delivery::{History, SendOutcome};
 use crate::cluster::Cluster;
 use crate::k8s::exec;
@@ -88,11 +89,11 @@ async fn measure(env: &SuiteEnv, args: &Args) -> Result<()> {
     for round in 1..=args.rounds {
         eprintln!("kafka-bench: round {round}/{}: {} messages each way", args.rounds, args.messages);
         let topic = format!("bench-harness-{round}");
-        kafka.create_topic(replicas, &topic, 3, 3).await?;
+        create_topic(kafka, replicas, &topic, 3, 3).await?;
         rates.harness_produce.push(harness_produce(kafka, &topic, args.messages).await?);
         rates.harness_consume.push(harness_consume(kafka, &topic, args.messages).await?);
         let topic = format!("bench-tools-{round}");
-        kafka.create_topic(replicas, &topic, 3, 3).await?;
+        create_topic(kafka, replicas, &topic, 3, 3).await?;
         rates.tool_produce.push(tool_produce(env, &topic, args.messages).await?);
         rates.tool_consume.push(tool_consume(env, &topic, args.messages).await?);
         eprintln!(
@@ -170,12 +171,7 @@ async fn tool_consume(env: &SuiteEnv, topic: &str, messages: u64) -> Result<f64>
 
 /// Runs a tool in the first broker's container; its output if it succeeded.
 async fn in_broker(env: &SuiteEnv, command: &[&str]) -> Result<String> {
-    let pod = env.members.pod(0);
-    let output = exec::exec(&env.members.pods, &pod, &env.suite.params.container, command).await?;
-    if let Some(why) = output.failure {
-        bail!("{} in {pod} failed: {why}; stderr: {}", command[0], output.stderr.trim());
-    }
-    Ok(output.stdout)
+    exec::exec_ok(&env.members.pods, &env.members.pod(0), &env.suite.params.container, command).await
 }
 
 /// The rate from the perf test's final line:

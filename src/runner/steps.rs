@@ -3,6 +3,8 @@
 
 mod log;
 
+pub(super) use log::create_topic;
+
 use super::env::SuiteEnv;
 use crate::checks::delivery::History;
 use crate::checks::{placement, storage};
@@ -303,13 +305,10 @@ impl<'a> TestRun<'a> {
     async fn exec(&self, member: Member, command: &[String], expect_output: Option<&str>) -> Result<()> {
         let pod = self.env.members.pod(member);
         let command: Vec<&str> = command.iter().map(String::as_str).collect();
-        let output = exec::exec(&self.env.members.pods, &pod, &self.env.suite.params.container, &command).await?;
-        if let Some(why) = output.failure {
-            bail!("{command:?} on {pod} failed: {why}; stderr: {}", output.stderr.trim());
-        }
+        let stdout = exec::exec_ok(&self.env.members.pods, &pod, &self.env.suite.params.container, &command).await?;
         match expect_output {
-            Some(text) if !output.stdout.contains(text) => {
-                bail!("{command:?} on {pod} did not print {text:?}; it printed: {}", output.stdout.trim())
+            Some(text) if !stdout.contains(text) => {
+                bail!("{command:?} on {pod} did not print {text:?}; it printed: {}", stdout.trim())
             }
             _ => Ok(()),
         }

@@ -24,11 +24,7 @@ impl TestRun<'_> {
                 self.state.leader = Some(leader);
             }
             Step::CreateTopic { topic, partitions, replication_factor } => {
-                wait::until(&format!("topic {topic} to be created"), CLIENT_RETRY, || async {
-                    Ok(Probe::Done(kafka.create_topic(replicas, topic, *partitions, *replication_factor).await?))
-                })
-                .await?;
-                expect_in_sync(kafka, replicas, topic, SYNC_TIMEOUT).await?;
+                create_topic(kafka, replicas, topic, *partitions, *replication_factor).await?
             }
             Step::Produce { topic, messages, via, acks } => {
                 let traffic = kafka.produce(*via, topic, *acks, self.state.next_message, *messages).await?;
@@ -56,7 +52,7 @@ impl TestRun<'_> {
                 expect_in_sync(kafka, replicas, topic, within.unwrap_or(SYNC_TIMEOUT)).await?
             }
             Step::ExpectBrokers { ids, within } => {
-                self.expect_brokers(kafka, ids, within.unwrap_or(CLIENT_RETRY)).await?
+                self.expect_brokers(kafka, replicas, ids, within.unwrap_or(CLIENT_RETRY)).await?
             }
             other => bail!("step `{other}` is not one this runner knows"),
         }
@@ -119,8 +115,7 @@ impl TestRun<'_> {
         }
     }
 
-    async fn expect_brokers(&self, kafka: &Kafka, ids: &[i32], within: Duration) -> Result<()> {
-        let replicas = self.env.replicas().await?;
+    async fn expect_brokers(&self, kafka: &Kafka, replicas: u32, ids: &[i32], within: Duration) -> Result<()> {
         let members = &self.env.members;
         wait::until(&format!("brokers {ids:?}, each on its own member"), within, || async {
             let brokers = kafka.brokers(replicas).await?;
@@ -142,6 +137,23 @@ impl TestRun<'_> {
         .await?;
         Ok(())
     }
+}
+
+/// Creates a topic (retrying: the first admin call after a deployment may
+/// time out on our side and still succeed) and waits until every partition
+/// has a leader and all its replicas in sync.
+pub(in crate::runner) async fn create_topic(
+    kafka: &Kafka,
+    replicas: u32,
+    topic: &str,
+    partitions: i32,
+    replication: i32,
+) -> Result<()> {
+    wait::until(&format!("topic {topic} to be created"), CLIENT_RETRY, || async {
+        Ok(Probe::Done(kafka.create_topic(replicas, topic, partitions, replication).await?))
+    })
+    .await?;
+    expect_in_sync(kafka, replicas, topic, SYNC_TIMEOUT).await
 }
 
 async fn expect_in_sync(kafka: &Kafka, replicas: u32, topic: &str, within: Duration) -> Result<()> {

@@ -88,13 +88,16 @@ impl Kafka {
     /// Registered broker ids, each with the pod that serves it (None when the
     /// broker advertises an address that is not one of the members).
     pub async fn brokers(&self, replicas: u32) -> Result<BTreeMap<i32, Option<String>>> {
-        let metadata = self.metadata(replicas, None).await?;
+        Ok(self.broker_pods(&self.metadata(replicas, None).await?).await)
+    }
+
+    async fn broker_pods(&self, metadata: &Metadata) -> BTreeMap<i32, Option<String>> {
         let mut brokers = BTreeMap::new();
         for broker in metadata.brokers() {
             let address = format!("{}:{}", broker.host(), broker.port());
             brokers.insert(broker.id(), self.gateway.pod_behind(&address).await);
         }
-        Ok(brokers)
+        brokers
     }
 
     /// Healthy: exactly `replicas` brokers registered, one per member.
@@ -126,38 +129,23 @@ impl Kafka {
     }
 
     pub async fn partitions(&self, replicas: u32, topic: &str) -> Result<Vec<PartitionState>> {
-        let metadata = self.metadata(replicas, Some(topic)).await?;
-        let Some(found) = metadata.topics().iter().find(|found| found.name() == topic) else {
-            bail!("topic {topic} is not in the cluster's metadata");
-        };
-        if let Some(error) = found.error() {
-            bail!("topic {topic}: {:?}", RDKafkaErrorCode::from(error));
-        }
-        Ok(found
-            .partitions()
-            .iter()
-            .map(|partition| PartitionState {
-                partition: partition.id(),
-                leader: partition.leader(),
-                replicas: partition.replicas().to_vec(),
-                in_sync: partition.isr().to_vec(),
-            })
-            .collect())
+        partition_states(&self.metadata(replicas, Some(topic)).await?, topic)
     }
 
     /// The member whose broker leads `topic`'s `partition`.
     pub async fn leader(&self, replicas: u32, topic: &str, partition: i32) -> Result<Member> {
-        let state = self.partitions(replicas, topic).await?;
+        let metadata = self.metadata(replicas, Some(topic)).await?;
+        let state = partition_states(&metadata, topic)?;
         let leader = state.iter().find(|p| p.partition == partition).map(|p| p.leader);
         let leader = leader.filter(|id| *id >= 0).with_context(|| format!("{topic}/{partition} has no leader"))?;
-        let brokers = self.brokers(replicas).await?;
+        let brokers = self.broker_pods(&metadata).await;
         let pod = brokers.get(&leader).cloned().flatten();
         let pod = pod.with_context(|| format!("broker {leader} (leader of {topic}/{partition}) is not a member"))?;
         self.members.ordinal(&pod).with_context(|| format!("pod {pod} is not a member of the StatefulSet"))
     }
 
-    /// Produces `count` messages, numbered from `first`, as producer
-    /// `producer` of the history, and waits for every outcome.
+    /// Starts producing `count` messages, numbered from `first`; `finish`
+    /// on the result waits for every outcome.
     pub async fn produce(&self, via: Member, topic: &str, acks: Acks, first: u64, count: u64) -> Result<Traffic> {
         let config = self.config(&[via]).await?;
         Traffic::start(config, topic, acks, first, Some(count), None)
@@ -195,4 +183,24 @@ impl Kafka {
         }
         Ok(text)
     }
+}
+
+/// The partitions of `topic` as `metadata` describes them.
+fn partition_states(metadata: &Metadata, topic: &str) -> Result<Vec<PartitionState>> {
+    let Some(found) = metadata.topics().iter().find(|found| found.name() == topic) else {
+        bail!("topic {topic} is not in the cluster's metadata");
+    };
+    if let Some(error) = found.error() {
+        bail!("topic {topic}: {:?}", RDKafkaErrorCode::from(error));
+    }
+    Ok(found
+        .partitions()
+        .iter()
+        .map(|partition| PartitionState {
+            partition: partition.id(),
+            leader: partition.leader(),
+            replicas: partition.replicas().to_vec(),
+            in_sync: partition.isr().to_vec(),
+        })
+        .collect())
 }

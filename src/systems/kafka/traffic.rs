@@ -80,7 +80,7 @@ impl Traffic {
             let ids = send_all(&producer, &topic, first, count, rate, &stopping);
             // Every message still queued gets its report within the timeout.
             let _ = producer.flush(MESSAGE_TIMEOUT + FLUSH_MARGIN);
-            let mut outcomes = producer.context().outcomes.lock().expect("delivery outcomes").clone();
+            let mut outcomes = std::mem::take(&mut *producer.context().outcomes.lock().expect("delivery outcomes"));
             Ok(ids
                 .into_iter()
                 .enumerate()
@@ -193,15 +193,15 @@ fn read_blocking(consumer: &BaseConsumer, topic: &str, within: Duration) -> Resu
     consumer.assign(&assignment)?;
     let mut next: BTreeMap<i32, i64> = ends.keys().map(|partition| (*partition, 0)).collect();
     let mut records = Vec::new();
-    let unfinished = |next: &BTreeMap<i32, i64>| -> Vec<String> {
-        ends.iter()
-            .filter(|(partition, end)| next.get(partition).copied().unwrap_or(0) < **end)
-            .map(|(partition, end)| format!("partition {partition} at offset {} of {end}", next[partition]))
-            .collect()
-    };
-    while !unfinished(&next).is_empty() {
+    let behind = |next: &BTreeMap<i32, i64>| ends.iter().filter(|(partition, end)| next[partition] < **end).count();
+    while behind(&next) > 0 {
         if Instant::now() > deadline {
-            bail!("{topic} was not read to its end within {within:?}: {}", unfinished(&next).join(", "));
+            let unfinished: Vec<String> = ends
+                .iter()
+                .filter(|(partition, end)| next[partition] < **end)
+                .map(|(partition, end)| format!("partition {partition} at offset {} of {end}", next[partition]))
+                .collect();
+            bail!("{topic} was not read to its end within {within:?}: {}", unfinished.join(", "));
         }
         match consumer.poll(POLL) {
             Some(Ok(message)) => {
