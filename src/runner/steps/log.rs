@@ -41,8 +41,17 @@ impl TestRun<'_> {
             }
             Step::Consume { topic, via, within } => {
                 let within = within.unwrap_or(CONSUME_TIMEOUT);
-                let read = kafka.consume(*via, topic, within, &mut self.state.history).await?;
-                eprintln!("[{}] read {read} records from {topic}", self.label);
+                // A broker just restarted may not lead its partitions yet
+                // (NotLeaderForPartition): read again until the time is up.
+                let records = wait::until(&format!("{topic} to be read to its end"), within, || async {
+                    Ok(Probe::Done(kafka.consume(*via, topic, within).await?))
+                })
+                .await?;
+                eprintln!("[{}] read {} records from {topic}", self.label, records.len());
+                self.state.history.begin_pass();
+                for (text, position) in records {
+                    self.state.history.record_read(&text, position);
+                }
             }
             Step::CheckDelivery { duplicates, loss } => self.check_delivery(delivery::Expectations {
                 duplicates_allowed: *duplicates == Duplicates::Allowed,

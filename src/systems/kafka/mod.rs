@@ -7,7 +7,6 @@ mod gateway;
 mod protocol;
 mod traffic;
 
-use crate::checks::delivery::History;
 use crate::suite::{Acks, Member};
 use crate::systems::Members;
 use anyhow::{Context, Result, bail};
@@ -22,7 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
-pub use traffic::Traffic;
+pub use traffic::{Read, Traffic};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -158,10 +157,10 @@ impl Kafka {
     }
 
     /// Reads every partition of `topic` from its beginning to the end it had
-    /// when the read began, into a new pass of `history`.
-    pub async fn consume(&self, via: Member, topic: &str, within: Duration, history: &mut History) -> Result<usize> {
+    /// when the read began.
+    pub async fn consume(&self, via: Member, topic: &str, within: Duration) -> Result<Vec<Read>> {
         let config = self.config(&[via]).await?;
-        traffic::read_to_end(config, topic, within, history).await
+        traffic::read_to_end(config, topic, within).await
     }
 
     /// The topics, their partitions' leaders, replicas and in-sync replicas,

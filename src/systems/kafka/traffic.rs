@@ -2,7 +2,7 @@
 //! delivery report classified by librdkafka's own persistence status, and
 //! every record read goes into the history with its partition and offset.
 
-use crate::checks::delivery::{History, MessageId, Offset, Position, SendOutcome};
+use crate::checks::delivery::{MessageId, Offset, Position, SendOutcome};
 use crate::suite::Acks;
 use anyhow::{Context, Result, bail};
 use rdkafka::ClientConfig;
@@ -159,14 +159,12 @@ fn send_one(producer: &ThreadedProducer<Recorder>, topic: &str, id: &MessageId, 
     }
 }
 
+/// A record as read: its text and where it sits.
+pub type Read = (String, Position);
+
 /// Reads every partition from the beginning to its high watermark as it was
-/// when the read began, recording each record in a new pass of `history`.
-pub async fn read_to_end(
-    mut config: ClientConfig,
-    topic: &str,
-    within: Duration,
-    history: &mut History,
-) -> Result<usize> {
+/// when the read began.
+pub async fn read_to_end(mut config: ClientConfig, topic: &str, within: Duration) -> Result<Vec<Read>> {
     config
         .set("group.id", format!("stateproof-read-{}", std::process::id()))
         .set("enable.auto.commit", "false")
@@ -174,16 +172,10 @@ pub async fn read_to_end(
         .set("auto.offset.reset", "earliest");
     let consumer: BaseConsumer = config.create().context("creating the consumer")?;
     let topic = topic.to_string();
-    let records = tokio::task::spawn_blocking(move || read_blocking(&consumer, &topic, within)).await??;
-    history.begin_pass();
-    let count = records.len();
-    for (text, position) in records {
-        history.record_read(&text, position);
-    }
-    Ok(count)
+    tokio::task::spawn_blocking(move || read_blocking(&consumer, &topic, within)).await?
 }
 
-fn read_blocking(consumer: &BaseConsumer, topic: &str, within: Duration) -> Result<Vec<(String, Position)>> {
+fn read_blocking(consumer: &BaseConsumer, topic: &str, within: Duration) -> Result<Vec<Read>> {
     let deadline = Instant::now() + within;
     let ends = high_watermarks(consumer, topic, within)?;
     let mut assignment = TopicPartitionList::new();
