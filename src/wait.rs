@@ -28,6 +28,7 @@ tokio::task_local! {
 }
 
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
+const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
 /// Polls `probe` once a second until it is done or `timeout` has passed.
 /// A probe error is not fatal: clusters under faults answer errors for a
@@ -38,6 +39,7 @@ where
     Fut: Future<Output = anyhow::Result<Probe<T>>>,
 {
     let started = Instant::now();
+    let mut last_progress = started;
     let result = loop {
         // A hung call must not outlast the wait itself.
         let remaining = timeout.saturating_sub(started.elapsed()).max(POLL_INTERVAL);
@@ -50,10 +52,23 @@ where
         if started.elapsed() >= timeout {
             break Err(TimedOut { what: what.to_string(), waited: started.elapsed(), last_seen });
         }
+        if let Some(elapsed) = progress_due(&mut last_progress, started) {
+            eprintln!("stateproof: still waiting ({elapsed}s of {}s) for {what}: {last_seen}", timeout.as_secs());
+        }
         tokio::time::sleep(POLL_INTERVAL.min(timeout.saturating_sub(started.elapsed()))).await;
     };
     account(started.elapsed());
     result
+}
+
+/// Long waits say what they wait for every `PROGRESS_EVERY`, so that a run
+/// that seems stuck shows where it is.
+fn progress_due(last: &mut Instant, started: Instant) -> Option<u64> {
+    if last.elapsed() < PROGRESS_EVERY {
+        return None;
+    }
+    *last = Instant::now();
+    Some(started.elapsed().as_secs())
 }
 
 /// Awaits `future` as time spent on the cluster, for work that is one long

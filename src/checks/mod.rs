@@ -2,6 +2,7 @@
 //! saying why.
 
 pub mod delivery;
+pub mod local_storage;
 pub mod placement;
 pub mod quorum;
 pub mod storage;

@@ -195,6 +195,10 @@ impl KindCluster {
         process::output("docker", &["start", node]).await.map(drop)
     }
 
+    pub async fn run_on_node(&self, node: &str, script: &str) -> Result<String> {
+        process::output("docker", &["exec", node, "sh", "-c", script]).await
+    }
+
     pub async fn signal_container(&self, node: &str, target: &ContainerRef<'_>, signal: &str) -> Result<()> {
         let script = format!(
             "pid=''; for id in $(ctr -n k8s.io containers ls -q \

@@ -3,6 +3,7 @@
 //! through a kubeconfig. Faults that act on nodes go through the provider.
 
 pub mod kind;
+pub mod local_volumes;
 
 use crate::settings::{ClusterChoice, Settings};
 use anyhow::{Result, bail};
@@ -78,6 +79,11 @@ impl Cluster {
 
     pub async fn start_node(&self, node: &str) -> Result<()> {
         self.kind("starting a node")?.start_node(node).await
+    }
+
+    /// Runs a shell script on a node, as root, outside any pod.
+    pub async fn run_on_node(&self, node: &str, script: &str) -> Result<String> {
+        self.kind("running a command on a node")?.run_on_node(node, script).await
     }
 
     /// Signals the main process of a pod's container from its node: a

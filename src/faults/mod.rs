@@ -17,9 +17,13 @@ use std::time::Duration;
 /// Deletes a pod and waits until that very pod is gone (its replacement,
 /// with the same name, may already exist): later steps must not mistake
 /// the old pod, still shutting down, for the member having come back.
-pub async fn delete_pod(pods: &Api<Pod>, pod: &str, timeout: Duration) -> Result<()> {
+/// `force` skips the grace period: the API forgets the pod without its
+/// node's word, as `kubectl delete --force --grace-period=0` does for a pod
+/// on a dead node.
+pub async fn delete_pod(pods: &Api<Pod>, pod: &str, force: bool, timeout: Duration) -> Result<()> {
     let uid = pods.get(pod).await.with_context(|| format!("reading pod {pod}"))?.uid();
-    pods.delete(pod, &DeleteParams::default()).await.with_context(|| format!("deleting pod {pod}"))?;
+    let params = if force { DeleteParams::default().grace_period(0) } else { DeleteParams::default() };
+    pods.delete(pod, &params).await.with_context(|| format!("deleting pod {pod}"))?;
     wait::until(&format!("pod {pod} to be gone"), timeout, || async {
         Ok(match pods.get_opt(pod).await?.filter(|found| found.uid() == uid) {
             Some(_) => Probe::Pending("still terminating".into()),

@@ -82,6 +82,36 @@ pub fn images(manifests: &[Manifest]) -> BTreeSet<String> {
     found
 }
 
+/// The volumeClaimTemplates of the StatefulSets among the manifests that
+/// use `storage_class`: (claim name, requested storage).
+pub fn claim_requests(manifests: &[Manifest], storage_class: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for manifest in manifests.iter().filter(|manifest| kind_of(&manifest.object) == "StatefulSet") {
+        let templates = manifest.object.data["spec"]["volumeClaimTemplates"].as_array().cloned().unwrap_or_default();
+        for template in templates {
+            if template["spec"]["storageClassName"].as_str() != Some(storage_class) {
+                continue;
+            }
+            let name = template["metadata"]["name"].as_str().unwrap_or("?").to_string();
+            if let Some(request) = template["spec"]["resources"]["requests"]["storage"].as_str() {
+                found.push((format!("{name} ({request})"), request.to_string()));
+            }
+        }
+    }
+    found
+}
+
+/// Points the StatefulSets' claim templates of class `from` at class `to`.
+pub fn rename_storage_class(manifests: &mut [Manifest], from: &str, to: &str) {
+    for manifest in manifests.iter_mut().filter(|manifest| kind_of(&manifest.object) == "StatefulSet") {
+        if let Some(templates) = manifest.object.data["spec"]["volumeClaimTemplates"].as_array_mut() {
+            for template in templates.iter_mut().filter(|t| t["spec"]["storageClassName"].as_str() == Some(from)) {
+                template["spec"]["storageClassName"] = to.into();
+            }
+        }
+    }
+}
+
 /// Resolves kinds through discovery once per kind.
 pub struct Applier {
     client: Client,
@@ -196,6 +226,30 @@ spec:
             parse(STATEFULSET).unwrap().into_iter().map(|object| Manifest { file: "x.yaml".into(), object }).collect();
         let found: Vec<String> = images(&manifests).into_iter().collect();
         assert_eq!(found, ["busybox:1", "stateproof/zookeeper:3.8"]);
+    }
+
+    #[test]
+    fn claim_requests_of_one_storage_class_are_listed() {
+        let text = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: bookie}
+spec:
+  volumeClaimTemplates:
+    - metadata: {name: journal-disk}
+      spec: {storageClassName: local-storage, resources: {requests: {storage: 1Gi}}}
+    - metadata: {name: other}
+      spec: {storageClassName: standard, resources: {requests: {storage: 5Gi}}}
+"#;
+        let manifests: Vec<Manifest> =
+            parse(text).unwrap().into_iter().map(|object| Manifest { file: "x.yaml".into(), object }).collect();
+        let found = claim_requests(&manifests, "local-storage");
+        assert_eq!(found, vec![("journal-disk (1Gi)".to_string(), "1Gi".to_string())]);
+        let mut manifests = manifests;
+        rename_storage_class(&mut manifests, "local-storage", "local-storage-ns");
+        assert_eq!(claim_requests(&manifests, "local-storage-ns").len(), 1);
+        assert_eq!(claim_requests(&manifests, "standard").len(), 1);
+        assert!(claim_requests(&manifests, "local-storage").is_empty());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! in it, and the system adapter that talks to the members.
 
 use crate::cluster::Cluster;
+use crate::cluster::local_volumes::{self, LocalVolumesSpec};
 use crate::k8s::apply::{self, Applier, Manifest};
 use crate::k8s::conditions::statefulset_rolled_out;
 use crate::k8s::namespace;
@@ -9,7 +10,7 @@ use crate::settings::Settings;
 use crate::suite::{LoadedSuite, Suite};
 use crate::systems::{Adapter, Members};
 use crate::wait::{self, Probe};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
@@ -27,6 +28,8 @@ pub struct SuiteEnv {
     pub members: Members,
     pub adapter: Adapter,
     pub sets: Api<StatefulSet>,
+    /// The node setup the fixture asks for.
+    pub local_volumes: Option<LocalVolumesSpec>,
 }
 
 /// Why a suite cannot run here at all (its tests are skipped, never passed).
@@ -59,13 +62,19 @@ impl SuiteEnv {
             )));
         }
         let namespace = namespace_name(&suite.name);
-        namespace::create(&cluster.client, &namespace, run).await?;
+        let local_volumes = take_local_volumes(&mut manifests, &namespace)?;
+        if let Some(replicas) = suite.deploy.replicas {
+            set_replicas(&mut manifests, &suite.params.statefulset, replicas)?;
+        }
         let pods = Api::<Pod>::namespaced(cluster.client.clone(), &namespace);
         let members =
             Members { pods, statefulset: suite.params.statefulset.clone(), client_port: suite.params.client_port };
+        let adapter = Adapter::new(suite.system, &members, suite.params.front.clone())?;
+        namespace::create(&cluster.client, &namespace, run).await?;
         let env = SuiteEnv {
-            adapter: Adapter::new(suite.system, &members),
+            adapter,
             sets: Api::namespaced(cluster.client.clone(), &namespace),
+            local_volumes,
             suite,
             cluster,
             namespace,
@@ -77,9 +86,24 @@ impl SuiteEnv {
         Ok(Readiness::Ready(Box::new(env)))
     }
 
-    /// Applies the fixture and waits until the system is healthy.
+    /// Applies the fixture and, unless the suite says it will not get there,
+    /// waits until the system is healthy.
     pub async fn deploy(&self) -> Result<()> {
+        if let Some(spec) = &self.local_volumes {
+            let nodes = local_volumes::setup(&self.cluster, spec, &self.namespace)
+                .await
+                .context("setting up the fixture's LocalVolumes")?;
+            eprintln!(
+                "stateproof: [{}] local volumes {:?} on nodes {}",
+                self.suite.name,
+                spec.volumes.iter().map(|volume| &volume.name).collect::<Vec<_>>(),
+                nodes.join(", ")
+            );
+        }
         self.apply().await?;
+        if !self.suite.deploy.wait_ready {
+            return Ok(());
+        }
         self.wait_ready(self.suite.params.ready_timeout()).await.context("the fixture never became ready")
     }
 
@@ -123,9 +147,64 @@ impl SuiteEnv {
             eprintln!("stateproof: keeping namespace {}", self.namespace);
             return namespace::mark_kept(&self.cluster.client, &self.namespace).await;
         }
-        namespace::delete(&self.cluster.client, &self.namespace, NAMESPACE_DELETE_TIMEOUT).await?;
-        Applier::new(self.cluster.client.clone(), &self.namespace).delete_cluster_scoped(&self.manifests).await
+        // Volumes go after their claims' namespace, and whatever happened to it.
+        let deleted = namespace::delete(&self.cluster.client, &self.namespace, NAMESPACE_DELETE_TIMEOUT).await;
+        let cluster_scoped = match deleted {
+            Ok(()) => {
+                Applier::new(self.cluster.client.clone(), &self.namespace).delete_cluster_scoped(&self.manifests).await
+            }
+            Err(error) => Err(error),
+        };
+        cluster_scoped.and(local_volumes::reap(&self.cluster, &self.namespace).await)
     }
+}
+
+/// Takes the fixture's `LocalVolumes` object (stateproof's, not the API
+/// server's) out of the manifests, and checks that its volumes can hold what
+/// the StatefulSets' claims of its StorageClass ask. The StorageClass gets
+/// the suite's namespace in its name, in the spec and in the claims that use
+/// it, so that suites running side by side never bind each other's volumes.
+fn take_local_volumes(manifests: &mut Vec<Manifest>, namespace: &str) -> Result<Option<LocalVolumesSpec>> {
+    let is_ours =
+        |manifest: &Manifest| {
+            manifest.object.types.as_ref().is_some_and(|types| {
+                types.api_version == local_volumes::API_VERSION && types.kind == local_volumes::KIND
+            })
+        };
+    let (ours, theirs): (Vec<Manifest>, Vec<Manifest>) = std::mem::take(manifests).into_iter().partition(is_ours);
+    *manifests = theirs;
+    let Some(found) = ours.first() else { return Ok(None) };
+    if ours.len() > 1 {
+        bail!("the fixture holds {} LocalVolumes objects; one is supported", ours.len());
+    }
+    let mut spec = LocalVolumesSpec::from_object(&found.object.data)
+        .with_context(|| format!("{}: LocalVolumes", found.file.display()))?;
+    let claims = apply::claim_requests(manifests, &spec.storage_class);
+    let refused = spec.unsatisfiable(&claims)?;
+    if !refused.is_empty() {
+        bail!(
+            "{}: claim template(s) {} of StorageClass {} ask more than the largest local volume: they would stay Pending",
+            found.file.display(),
+            refused.join(", "),
+            spec.storage_class
+        );
+    }
+    let own_class = format!("{}-{namespace}", spec.storage_class);
+    apply::rename_storage_class(manifests, &spec.storage_class, &own_class);
+    spec.storage_class = own_class;
+    Ok(Some(spec))
+}
+
+/// Sets the replicas of the StatefulSet `name` among the manifests.
+fn set_replicas(manifests: &mut [Manifest], name: &str, replicas: u32) -> Result<()> {
+    let found = manifests.iter_mut().find(|manifest| {
+        manifest.object.types.as_ref().is_some_and(|types| types.kind == "StatefulSet")
+            && manifest.object.metadata.name.as_deref() == Some(name)
+    });
+    let manifest =
+        found.with_context(|| format!("the fixture has no StatefulSet {name} to deploy with {replicas} replicas"))?;
+    manifest.object.data["spec"]["replicas"] = replicas.into();
+    Ok(())
 }
 
 /// `sp-<suite>-<5 letters>`: letters only, because some systems derive peer

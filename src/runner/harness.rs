@@ -4,16 +4,17 @@
 use super::env::{Readiness, SuiteEnv};
 use super::schedule::ClusterGate;
 use super::steps::TestRun;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, local_volumes};
 use crate::faults::ledger::{self, Ledger};
 use crate::k8s::namespace;
 use crate::report::{Outcome, TestResult, diagnostics, junit, summary};
 use crate::settings::{ClusterChoice, Settings};
-use crate::suite::{self, LoadError, LoadedSuite};
+use crate::suite::{self, Expectation, LoadError, LoadedSuite};
 use crate::wait;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
@@ -23,6 +24,8 @@ use tokio::sync::OnceCell;
 enum EnvState {
     Ready(Box<SuiteEnv>),
     Unavailable(String),
+    /// Its last selected test has run and it is torn down.
+    Finished,
     /// Setup failed; `env` holds what was created, for teardown.
     Failed {
         why: String,
@@ -34,6 +37,9 @@ enum EnvState {
 struct SuiteSlot {
     loaded: LoadedSuite,
     env: tokio::sync::Mutex<Option<EnvState>>,
+    /// Selected tests of the suite not yet run: at zero its environment is
+    /// torn down, so that it holds no nodes and volumes while others run.
+    remaining: AtomicUsize,
 }
 
 /// A cluster brought up on first use, or why it could not be.
@@ -62,13 +68,21 @@ pub fn main() -> ! {
         Err(why) => refuse_run(&run, &why),
     };
     let (suites, load_errors) = discover(&settings);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    // The pulsar client's futures are deep; 2 MiB stacks overflow in debug builds.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(16 << 20)
+        .build()
+        .expect("tokio runtime");
     let shared = Arc::new(Shared {
         settings,
         run,
         runtime,
         clusters: Mutex::default(),
-        suites: suites.into_iter().map(|loaded| SuiteSlot { loaded, env: tokio::sync::Mutex::new(None) }).collect(),
+        suites: suites
+            .into_iter()
+            .map(|loaded| SuiteSlot { loaded, env: tokio::sync::Mutex::new(None), remaining: AtomicUsize::new(0) })
+            .collect(),
         gate: ClusterGate::default(),
         ledger: Ledger::default(),
         results: Mutex::default(),
@@ -78,6 +92,7 @@ pub fn main() -> ! {
     let mut trials = load_error_trials(&shared, load_errors);
     trials.extend(test_trials(&shared));
     let unmatched_filter = unmatched_filter(&args, &trials);
+    count_selected(&shared, &args);
     if args.list {
         libtest_mimic::run(&args, trials).exit();
     }
@@ -176,6 +191,18 @@ fn test_trials(shared: &Arc<Shared>) -> Vec<Trial> {
     trials
 }
 
+fn count_selected(shared: &Shared, args: &Arguments) {
+    for slot in &shared.suites {
+        let suite = &slot.loaded.suite;
+        let selected = suite
+            .tests
+            .iter()
+            .filter(|test| !args.is_filtered_out(&Trial::test(format!("{}::{}", suite.name, test.name), || Ok(()))))
+            .count();
+        slot.remaining.store(selected, Ordering::SeqCst);
+    }
+}
+
 fn unmatched_filter(args: &Arguments, trials: &[Trial]) -> Option<String> {
     let filter = args.filter.clone()?;
     trials.iter().all(|trial| args.is_filtered_out(trial)).then_some(filter)
@@ -204,7 +231,11 @@ fn run_trial(shared: &Arc<Shared>, suite_index: usize, test_index: usize) -> Res
                 (Outcome::Failed(format!("suite setup failed: {why}")), diagnostics.clone())
             }
             EnvState::Ready(env) => execute(shared, env, spec).await,
+            EnvState::Finished => (Outcome::Failed("the suite's environment was already torn down".into()), None),
         };
+        if slot.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) == Ok(1) {
+            finish_suite(shared, &mut env).await;
+        }
         (outcome, started)
     }));
     shared.running.lock().unwrap().remove(&label);
@@ -281,17 +312,29 @@ async fn reap_orphans(cluster: &Cluster) {
         for orphan in orphans {
             eprintln!("stateproof: deleting namespace {orphan}, left by an interrupted run");
             let _ = namespace::delete(&cluster.client, &orphan, Duration::ZERO).await;
+            let _ = local_volumes::reap(cluster, &orphan).await;
         }
     }
 }
 
+const EXPECTED_FAILURE_PASSED: &str =
+    "expected to fail (a known defect of the manifest), but every step passed: the defect did not show";
+
 async fn execute(shared: &Shared, env: &SuiteEnv, spec: &suite::TestSpec) -> (Outcome, Option<PathBuf>) {
     let dir = diagnostics_dir(shared, &env.suite.name, &spec.name);
-    if let Err(error) = env.wait_ready(env.suite.params.ready_timeout()).await {
+    if env.suite.deploy.wait_ready
+        && let Err(error) = env.wait_ready(env.suite.params.ready_timeout()).await
+    {
         let diagnostics = diagnostics::capture(&env.cluster.client, &env.namespace, &dir).await;
         return (Outcome::Failed(format!("before the test, the fixture is not ready: {error:#}")), diagnostics);
     }
     let report = TestRun::new(env, &shared.ledger, spec).run(spec, &dir).await;
+    if spec.expect == Expectation::Failure {
+        return match report.result {
+            Err(error) => (Outcome::PassedWithFindings(format!("failed as expected: {error:#}")), report.diagnostics),
+            Ok(()) => (Outcome::Failed(EXPECTED_FAILURE_PASSED.into()), report.diagnostics),
+        };
+    }
     match report.result {
         Ok(()) if report.findings.is_empty() => (Outcome::Passed, None),
         Ok(()) => (Outcome::PassedWithFindings(report.findings.join("\n")), report.diagnostics),
@@ -313,17 +356,27 @@ fn finish(shared: &Shared) {
     }
 }
 
+/// Tears a suite's environment down (once): its namespace, cluster-scoped
+/// objects and local volumes.
+async fn finish_suite(shared: &Shared, state: &mut Option<EnvState>) {
+    let env = match state.take() {
+        Some(EnvState::Ready(env)) | Some(EnvState::Failed { env: Some(env), .. }) => env,
+        other => {
+            *state = other;
+            return;
+        }
+    };
+    *state = Some(EnvState::Finished);
+    if let Err(error) = env.teardown(shared.settings.keep).await {
+        eprintln!("stateproof: tearing down {}: {error:#}", env.namespace);
+    }
+    shared.namespaces.lock().unwrap().retain(|(_, name)| *name != env.namespace);
+}
+
 async fn teardown(shared: &Shared) {
     let keep = shared.settings.keep;
     for slot in &shared.suites {
-        let state = slot.env.lock().await;
-        let env = match state.as_ref() {
-            Some(EnvState::Ready(env)) | Some(EnvState::Failed { env: Some(env), .. }) => env,
-            _ => continue,
-        };
-        if let Err(error) = env.teardown(keep).await {
-            eprintln!("stateproof: tearing down {}: {error:#}", env.namespace);
-        }
+        finish_suite(shared, &mut *slot.env.lock().await).await;
     }
     let clusters: Vec<_> = shared.clusters.lock().unwrap().values().cloned().collect();
     for cell in clusters {
@@ -398,7 +451,8 @@ async fn interrupt_cleanup(shared: &Shared) {
         let _ = if keep {
             namespace::mark_kept(&cluster.client, &name).await
         } else {
-            namespace::delete(&cluster.client, &name, Duration::from_secs(60)).await
+            let _ = namespace::delete(&cluster.client, &name, Duration::from_secs(60)).await;
+            local_volumes::reap(&cluster, &name).await
         };
     }
     let clusters: Vec<_> = shared.clusters.lock().unwrap().values().cloned().collect();

@@ -2,6 +2,7 @@
 //! the faults or the checkers; then undoing what the test did to nodes.
 
 mod log;
+mod members;
 
 pub(super) use log::create_topic;
 
@@ -52,6 +53,8 @@ struct TestState {
     producers: u32,
     /// The background producer, with its number.
     traffic: Option<(u32, Traffic)>,
+    /// Members as a `remember-members` step found them.
+    members: HashMap<Member, members::MemberSnapshot>,
 }
 
 /// What a test came to: its result, what it found about the system that its
@@ -151,6 +154,7 @@ impl<'a> TestRun<'a> {
                 self.read(*member, key, expect, written.as_ref(), within.unwrap_or(CLIENT_RETRY)).await?;
             }
             Step::WaitReady => env.wait_ready(env.suite.params.ready_timeout()).await?,
+            Step::ExpectRolledOut { within } => self.expect_rolled_out(*within).await?,
             Step::RememberStorage => self.state.storage = Some(self.storage_snapshot().await?),
             Step::ExpectSameStorage => {
                 let before = self.state.storage.as_ref().context("no storage remembered")?;
@@ -164,9 +168,9 @@ impl<'a> TestRun<'a> {
                     .await?
             }
             Step::ApplyFixture => env.apply().await?,
-            Step::DeletePod { member } => {
+            Step::DeletePod { member, force } => {
                 let pod = env.members.pod(self.member(*member)?);
-                faults::delete_pod(&env.members.pods, &pod, DELETE_TIMEOUT).await?
+                faults::delete_pod(&env.members.pods, &pod, *force, DELETE_TIMEOUT).await?
             }
             Step::Exec { member, command, expect_output } => {
                 self.exec(*member, command, expect_output.as_deref()).await?
@@ -212,6 +216,14 @@ impl<'a> TestRun<'a> {
             Step::Scale { replicas } => faults::scale(&env.sets, &env.suite.params.statefulset, *replicas).await?,
             Step::ExpectClaimsKept { member } => self.expect_claims_kept(*member).await?,
             Step::Pause { duration } => tokio::time::sleep(*duration).await,
+            Step::ExpectLocalVolumes { claims } => self.expect_local_volumes(*claims).await?,
+            Step::RememberMembers => self.remember_members().await?,
+            Step::ExpectSameNode { member } => self.expect_same_node(*member).await?,
+            Step::ExpectUndisturbed { members } => self.expect_undisturbed(members).await?,
+            Step::ExpectPending { member, within } => {
+                self.expect_pending(*member, within.unwrap_or(CLIENT_RETRY)).await?
+            }
+            Step::ExpectGone { member, within } => self.expect_gone(*member, within.unwrap_or(DELETE_TIMEOUT)).await?,
             other => self.log_step(other).await?,
         }
         Ok(())

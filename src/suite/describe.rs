@@ -21,6 +21,18 @@ impl fmt::Display for Acks {
     }
 }
 
+/// ` through member N`, or nothing when the system has one way in.
+struct Through(Option<u32>);
+
+impl fmt::Display for Through {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(member) => write!(f, " through member {member}"),
+            None => Ok(()),
+        }
+    }
+}
+
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -32,11 +44,15 @@ impl fmt::Display for Step {
                 write!(f, "read {key} on member {member}, expect {expect:?}{version}")
             }
             Step::WaitReady => write!(f, "wait until rolled out and healthy"),
+            Step::ExpectRolledOut { within } => {
+                write!(f, "expect every member Running and Ready within {}", humantime::format_duration(*within))
+            }
             Step::RememberStorage => write!(f, "remember every member's claims and volumes"),
             Step::ExpectSameStorage => write!(f, "expect the same claims and volumes"),
             Step::DeleteStatefulset => write!(f, "delete the StatefulSet (claims kept)"),
             Step::ApplyFixture => write!(f, "apply the fixture again"),
-            Step::DeletePod { member } => write!(f, "delete the pod of member {member}"),
+            Step::DeletePod { member, force: false } => write!(f, "delete the pod of member {member}"),
+            Step::DeletePod { member, force: true } => write!(f, "force-delete the pod of member {member}"),
             Step::Exec { member, command, .. } => write!(f, "run {command:?} on member {member}"),
             Step::ExpectUnavailable { member, .. } => write!(f, "expect member {member} not serving (pod not Ready)"),
             Step::Signal { member, signal } => match signal {
@@ -67,20 +83,30 @@ impl fmt::Display for Step {
                 write!(f, "create topic {topic} ({partitions} partitions, replication factor {replication_factor})")
             }
             Step::Produce { topic, messages, via, acks } => {
-                write!(f, "produce {messages} messages to {topic} through member {via} ({acks})")
+                write!(f, "produce {messages} messages to {topic}{} ({acks})", Through(*via))
             }
             Step::StartTraffic { topic, via, rate, acks } => {
                 write!(f, "start producing {rate}/s to {topic} through member {via} ({acks})")
             }
             Step::StopTraffic => write!(f, "stop the background producer"),
             Step::Pause { duration } => write!(f, "let {} pass", humantime::format_duration(*duration)),
-            Step::Consume { topic, via, .. } => write!(f, "read {topic} from the beginning through member {via}"),
+            Step::Consume { topic, via, .. } => write!(f, "read {topic} from the beginning{}", Through(*via)),
             Step::CheckDelivery { duplicates, loss } => {
                 let duplicates = if *duplicates == Duplicates::Allowed { "allowed" } else { "forbidden" };
                 let loss = if *loss == Loss::IsAFinding { "a finding" } else { "a failure" };
                 write!(f, "check delivery (duplicates {duplicates}, loss {loss})")
             }
             Step::ExpectInSync { topic, .. } => write!(f, "expect every partition of {topic} fully in sync"),
+            Step::ExpectLocalVolumes { claims } => {
+                write!(f, "expect each member on an eligible node, with {claims} claims bound to local volumes there")
+            }
+            Step::RememberMembers => write!(f, "remember every member's pod, node and restarts"),
+            Step::ExpectSameNode { member } => write!(f, "expect member {member} on the node it was on"),
+            Step::ExpectUndisturbed { members } => {
+                write!(f, "expect members {members:?} undisturbed (same pods, no restarts)")
+            }
+            Step::ExpectPending { member, .. } => write!(f, "expect member {member} Pending, unschedulable"),
+            Step::ExpectGone { member, .. } => write!(f, "expect member {member}'s pod gone"),
             Step::ExpectBrokers { ids, .. } => write!(f, "expect brokers {ids:?} registered, each on its own member"),
         }
     }

@@ -6,6 +6,6 @@ pub mod model;
 
 pub use load::{LoadError, LoadedSuite, discover, load};
 pub use model::{
-    Acks, Disruption, DrainOutcome, Duplicates, Loss, Member, MemberRef, ProcessSignal, Step, Suite, SystemKind,
-    TestSpec,
+    Acks, Deploy, Disruption, DrainOutcome, Duplicates, Expectation, Front, Loss, Member, MemberRef, ProcessSignal,
+    Step, Suite, SystemKind, TestSpec,
 };

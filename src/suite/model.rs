@@ -20,7 +20,34 @@ pub struct Suite {
     pub cluster: String,
     pub system: SystemKind,
     pub params: Params,
+    #[serde(default)]
+    pub deploy: Deploy,
     pub tests: Vec<TestSpec>,
+}
+
+/// How the suite's fixture is brought up before its first test.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Deploy {
+    /// Apply the StatefulSet under test with this many replicas instead of
+    /// the fixture's.
+    #[serde(default)]
+    pub replicas: Option<u32>,
+    /// Wait until the system is healthy, at setup and before each test.
+    /// `false` for a suite about a deployment that is not expected to get
+    /// there (its tests say what it does instead).
+    #[serde(default = "yes")]
+    pub wait_ready: bool,
+}
+
+impl Default for Deploy {
+    fn default() -> Self {
+        Deploy { replicas: None, wait_ready: true }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_cluster() -> String {
@@ -32,6 +59,8 @@ fn default_cluster() -> String {
 pub enum SystemKind {
     Zookeeper,
     Kafka,
+    /// BookKeeper bookies (the members) behind a Pulsar broker.
+    Pulsar,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +74,17 @@ pub struct Params {
     pub client_port: u16,
     #[serde(default, with = "duration_opt")]
     pub ready_timeout: Option<Duration>,
+    /// A StatefulSet the system's clients talk to when its members are not
+    /// the ones they talk to (Pulsar: the brokers in front of the bookies).
+    #[serde(default)]
+    pub front: Option<Front>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Front {
+    pub statefulset: String,
+    pub port: u16,
 }
 
 impl Params {
@@ -63,7 +103,19 @@ pub struct TestSpec {
     /// drain nodes never run while any other test runs.
     #[serde(default)]
     pub disrupts: Disruption,
+    /// `failure` for a known defect: the test passes when its steps fail,
+    /// reporting what was observed, and fails when they unexpectedly pass.
+    #[serde(default)]
+    pub expect: Expectation,
     pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expectation {
+    #[default]
+    Pass,
+    Failure,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -155,6 +207,13 @@ pub enum Step {
     /// Wait (up to the suite's ready-timeout) for the StatefulSet rollout
     /// and the system's own health signal.
     WaitReady,
+    /// Every member's pod Running and Ready within the time; if not, the
+    /// failure says what each member does instead (Pending and why, crash
+    /// looping with its last termination and previous logs).
+    ExpectRolledOut {
+        #[serde(with = "duration")]
+        within: Duration,
+    },
     /// Record the claims and volumes of every member, to compare later.
     RememberStorage,
     /// Every member has the claims and volumes recorded before.
@@ -163,8 +222,13 @@ pub enum Step {
     DeleteStatefulset,
     /// Apply the fixture's manifests again.
     ApplyFixture,
-    /// Delete one member's pod.
-    DeletePod { member: MemberRef },
+    /// Delete one member's pod; with `force`, at once, without waiting for
+    /// its node to confirm (what an operator does for a pod on a dead node).
+    DeletePod {
+        member: MemberRef,
+        #[serde(default)]
+        force: bool,
+    },
     /// Run a command in the member's server container; it must exit 0 and,
     /// with `expect-output`, print that text.
     Exec {
@@ -225,7 +289,8 @@ pub enum Step {
     Produce {
         topic: String,
         messages: u64,
-        via: Member,
+        #[serde(default)]
+        via: Option<Member>,
         #[serde(default)]
         acks: Acks,
     },
@@ -249,7 +314,8 @@ pub enum Step {
     /// the test's history (replacing what an earlier read saw).
     Consume {
         topic: String,
-        via: Member,
+        #[serde(default)]
+        via: Option<Member>,
         #[serde(default, with = "duration_opt")]
         within: Option<Duration>,
     },
@@ -267,6 +333,28 @@ pub enum Step {
         #[serde(default, with = "duration_opt")]
         within: Option<Duration>,
     },
+    /// Every member runs on a node the fixture's `LocalVolumes` made
+    /// eligible, which the StatefulSet requires, and has `claims` claims,
+    /// each bound to a local volume of that very node.
+    ExpectLocalVolumes { claims: usize },
+    /// Record every member's pod, node and restart count, to compare later.
+    RememberMembers,
+    /// The member runs on the node it ran on when remembered.
+    ExpectSameNode { member: Member },
+    /// The members still run in the pods remembered, never restarted.
+    ExpectUndisturbed { members: Vec<Member> },
+    /// The member's pod exists and the scheduler finds no node for it.
+    ExpectPending {
+        member: Member,
+        #[serde(default, with = "duration_opt")]
+        within: Option<Duration>,
+    },
+    /// The member's pod no longer exists.
+    ExpectGone {
+        member: Member,
+        #[serde(default, with = "duration_opt")]
+        within: Option<Duration>,
+    },
     /// The brokers registered with the cluster are exactly `ids`, each
     /// served by the member of the same ordinal.
     ExpectBrokers {
@@ -280,7 +368,7 @@ impl Step {
     /// Whether the step aims at the member a `remember-leader` found.
     pub fn targets_leader(&self) -> bool {
         let member = match self {
-            Step::DeletePod { member }
+            Step::DeletePod { member, .. }
             | Step::ExpectUnavailable { member, .. }
             | Step::Signal { member, .. }
             | Step::ExpectRestart { member, .. }

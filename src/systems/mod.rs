@@ -1,11 +1,13 @@
 //! System adapters: how stateproof writes to, reads from and judges the
 //! health of each system under test, as its own clients would.
 
+pub mod gateway;
 pub mod kafka;
+pub mod pulsar;
 pub mod reach;
 pub mod zookeeper;
 
-use crate::suite::{Member, SystemKind};
+use crate::suite::{Front, Member, SystemKind};
 use anyhow::{Result, bail};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
@@ -49,27 +51,43 @@ impl Members {
 pub enum Adapter {
     ZooKeeper(zookeeper::ZooKeeper),
     Kafka(Box<kafka::Kafka>),
+    Pulsar(Box<pulsar::Pulsar>),
+}
+
+/// A system whose clients produce to and consume from topics.
+pub enum Log<'a> {
+    Kafka(&'a kafka::Kafka),
+    Pulsar(&'a pulsar::Pulsar),
 }
 
 impl Adapter {
-    pub fn new(kind: SystemKind, members: &Members) -> Self {
-        match kind {
+    pub fn new(kind: SystemKind, members: &Members, front: Option<Front>) -> Result<Self> {
+        Ok(match kind {
             SystemKind::Zookeeper => Adapter::ZooKeeper(zookeeper::ZooKeeper::new(members.reach())),
             SystemKind::Kafka => Adapter::Kafka(Box::new(kafka::Kafka::new(members.clone()))),
-        }
+            SystemKind::Pulsar => Adapter::Pulsar(Box::new(pulsar::Pulsar::new(members.clone(), front)?)),
+        })
     }
 
     fn key_value(&self) -> Result<&zookeeper::ZooKeeper> {
         match self {
             Adapter::ZooKeeper(zk) => Ok(zk),
-            Adapter::Kafka(_) => bail!("write and read steps are for key-value systems; Kafka produces and consumes"),
+            _ => bail!("write and read steps are for key-value systems; logs produce and consume"),
         }
     }
 
     pub fn kafka(&self) -> Result<&kafka::Kafka> {
         match self {
             Adapter::Kafka(kafka) => Ok(kafka),
-            Adapter::ZooKeeper(_) => bail!("this step needs a Kafka system"),
+            _ => bail!("this step needs a Kafka system"),
+        }
+    }
+
+    pub fn log(&self) -> Result<Log<'_>> {
+        match self {
+            Adapter::Kafka(kafka) => Ok(Log::Kafka(kafka)),
+            Adapter::Pulsar(pulsar) => Ok(Log::Pulsar(pulsar)),
+            Adapter::ZooKeeper(_) => bail!("this step needs a log (Kafka or Pulsar); ZooKeeper writes and reads"),
         }
     }
 
@@ -83,11 +101,13 @@ impl Adapter {
 
     /// The system's own verdict on whether all `replicas` members serve
     /// together (ZooKeeper: one leader, every other member a synced follower;
-    /// Kafka: every member registered as a broker).
+    /// Kafka: every member registered as a broker; Pulsar: every member a
+    /// writable bookie and the broker Ready).
     pub async fn health(&self, replicas: u32) -> Result<Result<(), String>> {
         match self {
             Adapter::ZooKeeper(zk) => zk.quorum(replicas).await,
             Adapter::Kafka(kafka) => kafka.health(replicas).await,
+            Adapter::Pulsar(pulsar) => pulsar.health(replicas).await,
         }
     }
 }

@@ -1,16 +1,30 @@
-//! Steps for logs (Kafka): topics, producers and consumers whose every send
-//! and read goes into the test's delivery history, and the delivery check.
+//! Steps for logs (Kafka, Pulsar): producers and consumers whose every send
+//! and read goes into the test's delivery history, the delivery check, and
+//! Kafka's topics, leaders and brokers.
 
 use super::{CLIENT_RETRY, CONSUME_TIMEOUT, SYNC_TIMEOUT, TestRun};
 use crate::checks::delivery::{self, Judgement, MessageId, SendOutcome};
-use crate::suite::{Acks, Duplicates, Loss, Step};
-use crate::systems::kafka::{Kafka, Traffic};
+use crate::suite::{Acks, Duplicates, Loss, Member, Step};
+use crate::systems::Log;
+use crate::systems::kafka::Kafka;
 use crate::wait::{self, Probe};
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use std::time::Duration;
 
 impl TestRun<'_> {
     pub(super) async fn log_step(&mut self, step: &Step) -> Result<()> {
+        match step {
+            Step::Produce { topic, messages, via, acks } => self.produce(topic, *messages, *via, *acks).await,
+            Step::Consume { topic, via, within } => self.consume(topic, *via, within.unwrap_or(CONSUME_TIMEOUT)).await,
+            Step::CheckDelivery { duplicates, loss } => self.check_delivery(delivery::Expectations {
+                duplicates_allowed: *duplicates == Duplicates::Allowed,
+                loss_is_finding: *loss == Loss::IsAFinding,
+            }),
+            other => self.kafka_step(other).await,
+        }
+    }
+
+    async fn kafka_step(&mut self, step: &Step) -> Result<()> {
         let kafka = self.env.adapter.kafka()?;
         let replicas = self.env.replicas().await?;
         match step {
@@ -26,37 +40,13 @@ impl TestRun<'_> {
             Step::CreateTopic { topic, partitions, replication_factor } => {
                 create_topic(kafka, replicas, topic, *partitions, *replication_factor).await?
             }
-            Step::Produce { topic, messages, via, acks } => {
-                let traffic = kafka.produce(*via, topic, *acks, self.state.next_message, *messages).await?;
-                self.state.next_message += messages;
-                let producer = self.next_producer();
-                self.record_sends(producer, traffic).await?;
-            }
             Step::StartTraffic { topic, via, rate, acks } => {
                 self.start_traffic(kafka, topic, *via, *rate, *acks).await?
             }
             Step::StopTraffic => {
                 let (producer, traffic) = self.state.traffic.take().ok_or_else(|| anyhow!("no traffic is running"))?;
-                self.record_sends(producer, traffic).await?;
+                self.record_sends(producer, traffic.finish().await?)?;
             }
-            Step::Consume { topic, via, within } => {
-                let within = within.unwrap_or(CONSUME_TIMEOUT);
-                // A broker just restarted may not lead its partitions yet
-                // (NotLeaderForPartition): read again until the time is up.
-                let records = wait::until(&format!("{topic} to be read to its end"), within, || async {
-                    Ok(Probe::Done(kafka.consume(*via, topic, within).await?))
-                })
-                .await?;
-                eprintln!("[{}] read {} records from {topic}", self.label, records.len());
-                self.state.history.begin_pass();
-                for (text, position) in records {
-                    self.state.history.record_read(&text, position);
-                }
-            }
-            Step::CheckDelivery { duplicates, loss } => self.check_delivery(delivery::Expectations {
-                duplicates_allowed: *duplicates == Duplicates::Allowed,
-                loss_is_finding: *loss == Loss::IsAFinding,
-            })?,
             Step::ExpectInSync { topic, within } => {
                 expect_in_sync(kafka, replicas, topic, within.unwrap_or(SYNC_TIMEOUT)).await?
             }
@@ -64,6 +54,42 @@ impl TestRun<'_> {
                 self.expect_brokers(kafka, replicas, ids, within.unwrap_or(CLIENT_RETRY)).await?
             }
             other => bail!("step `{other}` is not one this runner knows"),
+        }
+        Ok(())
+    }
+
+    async fn produce(&mut self, topic: &str, messages: u64, via: Option<Member>, acks: Acks) -> Result<()> {
+        let first = self.state.next_message;
+        let outcomes = match self.env.adapter.log()? {
+            Log::Kafka(kafka) => {
+                let via = via.context("producing to Kafka needs `via`: the member to bootstrap through")?;
+                kafka.produce(via, topic, acks, first, messages).await?.finish().await?
+            }
+            Log::Pulsar(pulsar) => pulsar.produce(topic, first, messages).await?,
+        };
+        self.state.next_message += messages;
+        let producer = self.next_producer();
+        self.record_sends(producer, outcomes)
+    }
+
+    async fn consume(&mut self, topic: &str, via: Option<Member>, within: Duration) -> Result<()> {
+        let log = self.env.adapter.log()?;
+        // A broker just restarted may not lead its partitions yet
+        // (NotLeaderForPartition): read again until the time is up.
+        let records = wait::until(&format!("{topic} to be read to its end"), within, || async {
+            Ok(Probe::Done(match &log {
+                Log::Kafka(kafka) => {
+                    let via = via.context("reading Kafka needs `via`: the member to bootstrap through")?;
+                    kafka.consume(via, topic, within).await?
+                }
+                Log::Pulsar(pulsar) => pulsar.consume(topic, within).await?,
+            }))
+        })
+        .await?;
+        eprintln!("[{}] read {} records from {topic}", self.label, records.len());
+        self.state.history.begin_pass();
+        for (text, position) in records {
+            self.state.history.record_read(&text, position);
         }
         Ok(())
     }
@@ -86,8 +112,7 @@ impl TestRun<'_> {
         Ok(())
     }
 
-    async fn record_sends(&mut self, producer: u32, traffic: Traffic) -> Result<()> {
-        let outcomes: Vec<(MessageId, SendOutcome)> = traffic.finish().await?;
+    fn record_sends(&mut self, producer: u32, outcomes: Vec<(MessageId, SendOutcome)>) -> Result<()> {
         let acked = outcomes.iter().filter(|(_, outcome)| matches!(outcome, SendOutcome::Acked { .. })).count();
         let failed = outcomes.iter().filter(|(_, outcome)| matches!(outcome, SendOutcome::Failed { .. })).count();
         let total = outcomes.len();
@@ -130,7 +155,12 @@ impl TestRun<'_> {
             let brokers = kafka.brokers(replicas).await?;
             let registered: Vec<i32> = brokers.keys().copied().collect();
             if registered != ids {
-                return Ok(Probe::Pending(format!("registered brokers are {registered:?}")));
+                let strangers: Vec<i32> = registered.iter().filter(|id| !ids.contains(id)).copied().collect();
+                return Ok(Probe::Pending(if strangers.is_empty() {
+                    format!("registered brokers are {registered:?}")
+                } else {
+                    format!("registered brokers are {registered:?}: broker.id does not follow the pod ordinal")
+                }));
             }
             let strays: Vec<String> = brokers
                 .iter()

@@ -9,8 +9,8 @@ mod traffic;
 
 use crate::suite::{Acks, Member};
 use crate::systems::Members;
+use crate::systems::gateway::Gateway;
 use anyhow::{Context, Result, bail};
-use gateway::Gateway;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -50,7 +50,7 @@ impl PartitionState {
 
 impl Kafka {
     pub fn new(members: Members) -> Self {
-        Kafka { gateway: Gateway::new(members.pods.clone()), members }
+        Kafka { gateway: gateway::gateway(members.pods.clone()), members }
     }
 
     async fn bootstrap(&self, via: &[Member]) -> Result<Vec<SocketAddr>> {
