@@ -66,6 +66,9 @@ impl fmt::Display for Position {
     }
 }
 
+/// A record as a consumer read it: its text and where it sits.
+pub type Read = (String, Position);
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum SendOutcome {

@@ -218,7 +218,58 @@ fn namespace_name(suite: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::namespace_name;
+    use super::{namespace_name, set_replicas, take_local_volumes};
+    use crate::k8s::apply::{Manifest, parse};
+
+    fn manifests(journal_request: &str) -> Vec<Manifest> {
+        let text = format!(
+            r#"
+apiVersion: stateproof.io/v1
+kind: LocalVolumes
+metadata: {{name: disks}}
+spec:
+  storageClass: fast-local
+  nodeLabel: {{fast: "yes"}}
+  nodes: 2
+  volumes: [{{name: journal, capacity: 12Gi}}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: bookie}}
+spec:
+  replicas: 2
+  volumeClaimTemplates:
+    - metadata: {{name: journal-disk}}
+      spec: {{storageClassName: fast-local, resources: {{requests: {{storage: {journal_request}}}}}}}
+"#
+        );
+        parse(&text).unwrap().into_iter().map(|object| Manifest { file: "f/bookies.yaml".into(), object }).collect()
+    }
+
+    #[test]
+    fn local_volumes_are_taken_out_and_their_class_made_the_suites_own() {
+        let mut found = manifests("12Gi");
+        let spec = take_local_volumes(&mut found, "sp-x").unwrap().unwrap();
+        assert_eq!(spec.storage_class, "fast-local-sp-x");
+        assert_eq!(found.len(), 1, "the LocalVolumes object is not applied");
+        let class = &found[0].object.data["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"];
+        assert_eq!(class, "fast-local-sp-x");
+    }
+
+    #[test]
+    fn a_claim_larger_than_the_volumes_is_refused_by_name() {
+        let error = take_local_volumes(&mut manifests("13Gi"), "sp-x").unwrap_err();
+        let text = format!("{error:#}");
+        assert!(text.contains("f/bookies.yaml") && text.contains("journal-disk (13Gi)"), "{text}");
+    }
+
+    #[test]
+    fn replicas_are_set_on_the_named_statefulset_only() {
+        let mut found = manifests("1Gi");
+        set_replicas(&mut found, "bookie", 3).unwrap();
+        assert_eq!(found[1].object.data["spec"]["replicas"], 3);
+        assert!(set_replicas(&mut found, "zk", 3).is_err());
+    }
 
     #[test]
     fn namespace_names_are_valid_and_distinct() {

@@ -80,7 +80,7 @@ impl TestRun<'_> {
             Ok(Probe::Done(match &log {
                 Log::Kafka(kafka) => {
                     let via = via.context("reading Kafka needs `via`: the member to bootstrap through")?;
-                    kafka.consume(via, topic, within).await?
+                    kafka.consume(via, topic, within).await?.records
                 }
                 Log::Pulsar(pulsar) => pulsar.consume(topic, within).await?,
             }))

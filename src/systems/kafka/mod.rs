@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
-pub use traffic::{Read, Traffic};
+pub use traffic::{Reading, Traffic};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -158,7 +158,7 @@ impl Kafka {
 
     /// Reads every partition of `topic` from its beginning to the end it had
     /// when the read began.
-    pub async fn consume(&self, via: Member, topic: &str, within: Duration) -> Result<Vec<Read>> {
+    pub async fn consume(&self, via: Member, topic: &str, within: Duration) -> Result<Reading> {
         let config = self.config(&[via]).await?;
         traffic::read_to_end(config, topic, within).await
     }

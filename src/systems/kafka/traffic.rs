@@ -2,7 +2,7 @@
 //! delivery report classified by librdkafka's own persistence status, and
 //! every record read goes into the history with its partition and offset.
 
-use crate::checks::delivery::{MessageId, Offset, Position, SendOutcome};
+use crate::checks::delivery::{MessageId, Offset, Position, Read, SendOutcome};
 use crate::suite::Acks;
 use anyhow::{Context, Result, bail};
 use rdkafka::ClientConfig;
@@ -159,12 +159,17 @@ fn send_one(producer: &ThreadedProducer<Recorder>, topic: &str, id: &MessageId, 
     }
 }
 
-/// A record as read: its text and where it sits.
-pub type Read = (String, Position);
+/// What a read to the end found, and how long it fetched: from the
+/// assignment, once the partitions and their ends are known, to the last
+/// record (what `kafka-consumer-perf-test` reports as its fetch time).
+pub struct Reading {
+    pub records: Vec<Read>,
+    pub fetching: Duration,
+}
 
 /// Reads every partition from the beginning to its high watermark as it was
 /// when the read began.
-pub async fn read_to_end(mut config: ClientConfig, topic: &str, within: Duration) -> Result<Vec<Read>> {
+pub async fn read_to_end(mut config: ClientConfig, topic: &str, within: Duration) -> Result<Reading> {
     config
         .set("group.id", format!("stateproof-read-{}", std::process::id()))
         .set("enable.auto.commit", "false")
@@ -175,7 +180,7 @@ pub async fn read_to_end(mut config: ClientConfig, topic: &str, within: Duration
     tokio::task::spawn_blocking(move || read_blocking(&consumer, &topic, within)).await?
 }
 
-fn read_blocking(consumer: &BaseConsumer, topic: &str, within: Duration) -> Result<Vec<Read>> {
+fn read_blocking(consumer: &BaseConsumer, topic: &str, within: Duration) -> Result<Reading> {
     let deadline = Instant::now() + within;
     let ends = high_watermarks(consumer, topic, within)?;
     let mut assignment = TopicPartitionList::new();
@@ -183,6 +188,7 @@ fn read_blocking(consumer: &BaseConsumer, topic: &str, within: Duration) -> Resu
         assignment.add_partition_offset(topic, *partition, KafkaOffset::Beginning)?;
     }
     consumer.assign(&assignment)?;
+    let fetch_started = Instant::now();
     let mut next: BTreeMap<i32, i64> = ends.keys().map(|partition| (*partition, 0)).collect();
     let mut records = Vec::new();
     let behind = |next: &BTreeMap<i32, i64>| ends.iter().filter(|(partition, end)| next[partition] < **end).count();
@@ -211,7 +217,7 @@ fn read_blocking(consumer: &BaseConsumer, topic: &str, within: Duration) -> Resu
             Some(Err(error)) => eprintln!("stateproof: reading {topic}: {error}"),
         }
     }
-    Ok(records)
+    Ok(Reading { records, fetching: fetch_started.elapsed() })
 }
 
 /// Each partition's high watermark: the end a complete read must reach.

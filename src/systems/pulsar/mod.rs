@@ -7,7 +7,7 @@
 mod dialect;
 mod http;
 
-use crate::checks::delivery::{MessageId, Offset, Position, SendOutcome};
+use crate::checks::delivery::{MessageId, Offset, Position, Read, SendOutcome};
 use crate::k8s::conditions::pod_ready;
 use crate::k8s::portforward;
 use crate::suite::Front;
@@ -27,9 +27,6 @@ use std::time::{Duration, Instant};
 /// bounded so that a stalled broker does not queue the whole run.
 const IN_FLIGHT: usize = 1000;
 const RECEIVE_POLL: Duration = Duration::from_secs(5);
-
-/// A record as read: its text and where it sits.
-pub type Read = (String, Position);
 
 pub struct Pulsar {
     gateway: Gateway,
