@@ -118,18 +118,8 @@ impl SuiteEnv {
 
     /// The StatefulSet is rolled out and the system itself reports health.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
-        let name = &self.suite.params.statefulset;
         let started = std::time::Instant::now();
-        wait::until(&format!("StatefulSet {name} to roll out"), timeout, || async {
-            Ok(match self.sets.get_opt(name).await? {
-                None => Probe::Pending("does not exist".into()),
-                Some(set) => match statefulset_rolled_out(&set) {
-                    Ok(()) => Probe::Done(()),
-                    Err(missing) => Probe::Pending(missing),
-                },
-            })
-        })
-        .await?;
+        self.wait_rolled_out(timeout).await?;
         let replicas = self.replicas().await?;
         let remaining = timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(30));
         wait::until(&format!("{} members to report a healthy ensemble", replicas), remaining, || async {
@@ -140,6 +130,21 @@ impl SuiteEnv {
         })
         .await?;
         Ok(())
+    }
+
+    /// The StatefulSet under test has every replica ready, at its current revision.
+    pub async fn wait_rolled_out(&self, timeout: Duration) -> Result<(), wait::TimedOut> {
+        let name = &self.suite.params.statefulset;
+        wait::until(&format!("StatefulSet {name} to roll out"), timeout, || async {
+            Ok(match self.sets.get_opt(name).await? {
+                None => Probe::Pending("does not exist".into()),
+                Some(set) => match statefulset_rolled_out(&set) {
+                    Ok(()) => Probe::Done(()),
+                    Err(missing) => Probe::Pending(missing),
+                },
+            })
+        })
+        .await
     }
 
     pub async fn teardown(&self, keep: bool) -> Result<()> {

@@ -92,7 +92,7 @@ pub fn main() -> ! {
     let mut trials = load_error_trials(&shared, load_errors);
     trials.extend(test_trials(&shared));
     let unmatched_filter = unmatched_filter(&args, &trials);
-    count_selected(&shared, &args);
+    count_selected(&shared, &args, &trials);
     if args.list {
         libtest_mimic::run(&args, trials).exit();
     }
@@ -191,15 +191,13 @@ fn test_trials(shared: &Arc<Shared>) -> Vec<Trial> {
     trials
 }
 
-fn count_selected(shared: &Shared, args: &Arguments) {
-    for slot in &shared.suites {
-        let suite = &slot.loaded.suite;
-        let selected = suite
-            .tests
-            .iter()
-            .filter(|test| !args.is_filtered_out(&Trial::test(format!("{}::{}", suite.name, test.name), || Ok(()))))
-            .count();
-        slot.remaining.store(selected, Ordering::SeqCst);
+/// How many of each suite's tests the filters select.
+fn count_selected(shared: &Shared, args: &Arguments, trials: &[Trial]) {
+    for trial in trials.iter().filter(|trial| !args.is_filtered_out(trial)) {
+        let suite = trial.name().split_once("::").map_or("", |(suite, _)| suite);
+        if let Some(slot) = shared.suites.iter().find(|slot| slot.loaded.suite.name == suite) {
+            slot.remaining.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
 

@@ -92,9 +92,42 @@ impl Gateway {
     }
 }
 
+/// Relays one connection frame by frame until either side closes: each
+/// request frame is shown to `note` before it passes on, each response frame
+/// passes through `rewrite`.
+pub async fn relay_frames<N, R, F>(local: TcpStream, upstream: DuplexStream, mut note: N, mut rewrite: R)
+where
+    N: FnMut(&[u8]),
+    R: FnMut(Vec<u8>) -> F,
+    F: Future<Output = Vec<u8>>,
+{
+    let (mut from_client, mut to_client) = local.into_split();
+    let (mut from_server, mut to_server) = tokio::io::split(upstream);
+    let requests = async {
+        while let Some(frame) = read_frame(&mut from_client).await {
+            note(&frame);
+            if write_frame(&mut to_server, &frame).await.is_err() {
+                break;
+            }
+        }
+    };
+    let responses = async {
+        while let Some(frame) = read_frame(&mut from_server).await {
+            let frame = rewrite(frame).await;
+            if write_frame(&mut to_client, &frame).await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        () = requests => {}
+        () = responses => {}
+    }
+}
+
 /// Kafka and Pulsar both frame with a 4-byte big-endian size: one frame's
 /// content, or nothing at the end of the stream (or on a size neither uses).
-pub async fn read_frame(reader: &mut (impl AsyncRead + Unpin)) -> Option<Vec<u8>> {
+async fn read_frame(reader: &mut (impl AsyncRead + Unpin)) -> Option<Vec<u8>> {
     let size = reader.read_i32().await.ok()?;
     let size = usize::try_from(size).ok().filter(|size| *size <= MAX_FRAME)?;
     let mut frame = vec![0; size];
@@ -102,7 +135,7 @@ pub async fn read_frame(reader: &mut (impl AsyncRead + Unpin)) -> Option<Vec<u8>
     Some(frame)
 }
 
-pub async fn write_frame(writer: &mut (impl AsyncWrite + Unpin), frame: &[u8]) -> std::io::Result<()> {
+async fn write_frame(writer: &mut (impl AsyncWrite + Unpin), frame: &[u8]) -> std::io::Result<()> {
     let mut framed = Vec::with_capacity(frame.len() + 4);
     framed.extend_from_slice(&(frame.len() as i32).to_be_bytes());
     framed.extend_from_slice(frame);

@@ -4,7 +4,7 @@
 
 use super::TestRun;
 use crate::checks::local_storage::{self, MemberClaims};
-use crate::k8s::conditions::{restart_count, statefulset_rolled_out};
+use crate::k8s::conditions::restart_count;
 use crate::suite::Member;
 use crate::wait::{self, Probe};
 use anyhow::{Context, Result, anyhow, bail};
@@ -116,16 +116,7 @@ impl TestRun<'_> {
     }
 
     pub(super) async fn expect_rolled_out(&self, within: Duration) -> Result<()> {
-        let env = self.env;
-        let name = &env.suite.params.statefulset;
-        let rolled_out = wait::until(&format!("StatefulSet {name} to roll out"), within, || async {
-            Ok(match statefulset_rolled_out(&env.sets.get(name).await?) {
-                Ok(()) => Probe::Done(()),
-                Err(missing) => Probe::Pending(missing),
-            })
-        })
-        .await;
-        match rolled_out {
+        match self.env.wait_rolled_out(within).await {
             Ok(()) => Ok(()),
             Err(timed_out) => bail!("{timed_out}\n{}", self.members_report().await?),
         }

@@ -3,11 +3,11 @@
 //! their broker addresses rewritten into local ports.
 
 use super::protocol::{self, RequestHeader};
-use crate::systems::gateway::{Gateway, read_frame, write_frame};
+use crate::systems::gateway::{Gateway, relay_frames};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use tokio::io::DuplexStream;
 use tokio::net::TcpStream;
 
@@ -42,38 +42,25 @@ async fn localize(gateway: &Gateway, frame: Vec<u8>, request: &RequestHeader) ->
     })
 }
 
-/// Relays one client connection: requests pass as they are (their headers
-/// noted), responses that carry addresses are rewritten.
+/// Relays one client connection: requests pass as they are (the headers of
+/// those whose responses carry addresses noted), responses are localized.
 async fn relay(gateway: Gateway, local: TcpStream, upstream: DuplexStream) {
-    let pending: Arc<Mutex<HashMap<i32, RequestHeader>>> = Arc::default();
-    let (mut from_client, mut to_client) = local.into_split();
-    let (mut from_broker, mut to_broker) = tokio::io::split(upstream);
-    let noted = pending.clone();
-    let requests = async move {
-        while let Some(frame) = read_frame(&mut from_client).await {
-            if let Some(header) = protocol::request_header(&frame).filter(protocol::carries_addresses) {
-                noted.lock().expect("pending requests").insert(header.correlation_id, header);
-            }
-            if write_frame(&mut to_broker, &frame).await.is_err() {
-                break;
-            }
+    let pending: Mutex<HashMap<i32, RequestHeader>> = Mutex::default();
+    let note = |frame: &[u8]| {
+        if let Some(header) = protocol::request_header(frame).filter(protocol::carries_addresses) {
+            pending.lock().expect("pending requests").insert(header.correlation_id, header);
         }
     };
-    let responses = async move {
-        while let Some(frame) = read_frame(&mut from_broker).await {
-            let request = protocol::response_correlation(&frame)
-                .and_then(|id| pending.lock().expect("pending requests").remove(&id));
-            let frame = match request {
-                Some(request) => localize(&gateway, frame, &request).await,
+    let rewrite = |frame: Vec<u8>| {
+        let request =
+            protocol::response_correlation(&frame).and_then(|id| pending.lock().expect("pending requests").remove(&id));
+        let gateway = &gateway;
+        async move {
+            match request {
+                Some(request) => localize(gateway, frame, &request).await,
                 None => frame,
-            };
-            if write_frame(&mut to_client, &frame).await.is_err() {
-                break;
             }
         }
     };
-    tokio::select! {
-        () = requests => {}
-        () = responses => {}
-    }
+    relay_frames(local, upstream, note, rewrite).await;
 }

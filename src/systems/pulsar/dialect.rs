@@ -4,42 +4,24 @@
 //! into the local port that reaches the same pod. Every other frame, and
 //! everything the client sends, passes as it is.
 
-use crate::systems::gateway::{Gateway, read_frame, write_frame};
+use crate::systems::gateway::{Gateway, relay_frames};
 use prost::Message;
 use pulsar::proto::BaseCommand;
+use std::pin::Pin;
 use tokio::io::DuplexStream;
 use tokio::net::TcpStream;
 
-pub fn relay(
-    gateway: Gateway,
-    local: TcpStream,
-    upstream: DuplexStream,
-) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
-    Box::pin(async move {
-        let (mut from_client, mut to_client) = local.into_split();
-        let (mut from_broker, mut to_broker) = tokio::io::split(upstream);
-        let requests = async move {
-            let _ = tokio::io::copy(&mut from_client, &mut to_broker).await;
-        };
-        let responses = async move {
-            while let Some(frame) = read_frame(&mut from_broker).await {
-                let frame = match lookup_url(&frame) {
-                    Some(url) => match localized(&gateway, &url).await {
-                        Some(local) => with_lookup_url(&frame, &local).unwrap_or(frame),
-                        None => frame,
-                    },
-                    None => frame,
-                };
-                if write_frame(&mut to_client, &frame).await.is_err() {
-                    break;
-                }
-            }
-        };
-        tokio::select! {
-            () = requests => {}
-            () = responses => {}
-        }
-    })
+pub fn relay(gateway: Gateway, local: TcpStream, upstream: DuplexStream) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move { relay_frames(local, upstream, |_| {}, |frame| localize(&gateway, frame)).await })
+}
+
+/// The frame, with the broker URL of a lookup response made local.
+async fn localize(gateway: &Gateway, frame: Vec<u8>) -> Vec<u8> {
+    let Some(url) = lookup_url(&frame) else { return frame };
+    match local_url(gateway, &url).await {
+        Some(local) => with_lookup_url(&frame, &local).unwrap_or(frame),
+        None => frame,
+    }
 }
 
 /// A frame's command, when the frame is a command alone (no payload): its
@@ -66,7 +48,7 @@ fn with_lookup_url(frame: &[u8], url: &str) -> Option<Vec<u8>> {
 }
 
 /// `pulsar://<pod>.<service>…:6650` as the local URL reaching that pod.
-async fn localized(gateway: &Gateway, url: &str) -> Option<String> {
+async fn local_url(gateway: &Gateway, url: &str) -> Option<String> {
     let (host, port) = host_and_port(url)?;
     match gateway.localize(host, port).await {
         Ok(address) => Some(format!("pulsar://{address}")),
