@@ -8,6 +8,8 @@
 pub mod checks;
 pub mod cluster;
 pub mod faults;
+pub mod history;
+pub mod http;
 pub mod k8s;
 pub mod process;
 pub mod report;

@@ -1,6 +1,8 @@
 //! What the user chose for this run. libtest owns the command line, so the
 //! harness's own choices come from environment variables, all read here.
 
+use crate::suite::Capability;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone)]
@@ -14,8 +16,30 @@ pub struct Settings {
     /// Keep namespaces and a cluster this run created, for inspection.
     pub keep: bool,
     pub forge: PathBuf,
+    /// Whether the run builds what it needs with the forge first
+    /// (`STATEPROOF_FORGE=off`: it does not, and a missing forged image
+    /// fails its suites, naming the stage that builds it).
+    pub run_forge: bool,
     /// The kind CLI to run; by default kind from PATH, else the forge's.
     pub kind_binary: Option<String>,
+    /// How many suites may be deployed side by side.
+    pub parallel_suites: usize,
+    /// How much memory (MiB) the pods of suites side by side may request.
+    pub memory_budget_mib: u32,
+}
+
+/// Suites side by side by default: more would only share the same cores.
+const PARALLEL_SUITES: usize = 3;
+
+/// Three fifths of the machine's memory: the rest is for the nodes' own
+/// Kubernetes, the harness and the host.
+fn default_memory_budget_mib() -> u32 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| info.lines().find_map(|line| line.strip_prefix("MemTotal:").map(str::to_string)))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(8 << 20);
+    u32::try_from(total_kib / 1024 * 3 / 5).unwrap_or(u32::MAX)
 }
 
 #[derive(Debug, Clone)]
@@ -26,8 +50,31 @@ pub enum ClusterChoice {
     Kubeconfig { path: Option<PathBuf>, context: Option<String> },
 }
 
+impl ClusterChoice {
+    /// What the provider can do to nodes and processes.
+    pub fn offers(&self) -> BTreeSet<Capability> {
+        match self {
+            ClusterChoice::Kind { .. } => {
+                BTreeSet::from([Capability::NodeStop, Capability::ProcessSignal, Capability::LocalVolumes])
+            }
+            ClusterChoice::Kubeconfig { .. } => BTreeSet::new(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            ClusterChoice::Kind { .. } => "the kind provider".into(),
+            ClusterChoice::Kubeconfig { .. } => "a cluster from a kubeconfig (STATEPROOF_CLUSTER=kubeconfig)".into(),
+        }
+    }
+}
+
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+fn number<T: std::str::FromStr>(name: &str) -> Result<Option<T>, String> {
+    var(name).map(|value| value.parse().map_err(|_| format!("{name}={value}: expected a whole number"))).transpose()
 }
 
 fn flag(name: &str) -> bool {
@@ -56,8 +103,14 @@ impl Settings {
             report_dir,
             cluster,
             keep: flag("STATEPROOF_KEEP"),
-            forge: var("STATEPROOF_FORGE").unwrap_or_else(|| "scripts/forge".into()).into(),
+            forge: var("STATEPROOF_FORGE")
+                .filter(|forge| forge != "off")
+                .unwrap_or_else(|| "scripts/forge".into())
+                .into(),
+            run_forge: var("STATEPROOF_FORGE").is_none_or(|forge| forge != "off"),
             kind_binary: var("STATEPROOF_KIND_BINARY"),
+            parallel_suites: number("STATEPROOF_PARALLEL_SUITES")?.unwrap_or(PARALLEL_SUITES),
+            memory_budget_mib: number("STATEPROOF_MEMORY_BUDGET_MIB")?.unwrap_or_else(default_memory_budget_mib),
         })
     }
 

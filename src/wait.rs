@@ -12,15 +12,18 @@ pub enum Probe<T> {
     Done(T),
     /// Not yet; the text says what was seen, for the timeout message.
     Pending(String),
+    /// It never will (a permanent cause): the wait ends now, saying why.
+    Never(String),
 }
 
-/// A wait that ran out of time, with the last thing it saw.
+/// A wait that ended without its condition: out of time, with the last
+/// thing it saw, or given up on a permanent cause.
 #[derive(Debug, thiserror::Error)]
-#[error("timed out after {}s waiting for {what}; last seen: {last_seen}", waited.as_secs())]
-pub struct TimedOut {
-    pub what: String,
-    pub waited: Duration,
-    pub last_seen: String,
+pub enum Unmet {
+    #[error("timed out after {}s waiting for {what}; last seen: {last_seen}", waited.as_secs())]
+    TimedOut { what: String, waited: Duration, last_seen: String },
+    #[error("gave up after {}s waiting for {what}: {why}", waited.as_secs())]
+    Never { what: String, waited: Duration, why: String },
 }
 
 tokio::task_local! {
@@ -33,7 +36,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 /// Polls `probe` once a second until it is done or `timeout` has passed.
 /// A probe error is not fatal: clusters under faults answer errors for a
 /// while, and the error is what the timeout message will show.
-pub async fn until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> Result<T, TimedOut>
+pub async fn until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> Result<T, Unmet>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<Probe<T>>>,
@@ -45,12 +48,15 @@ where
         let remaining = timeout.saturating_sub(started.elapsed()).max(POLL_INTERVAL);
         let last_seen = match tokio::time::timeout(remaining, probe()).await {
             Ok(Ok(Probe::Done(value))) => break Ok(value),
+            Ok(Ok(Probe::Never(why))) => {
+                break Err(Unmet::Never { what: what.to_string(), waited: started.elapsed(), why });
+            }
             Ok(Ok(Probe::Pending(seen))) => seen,
             Ok(Err(error)) => format!("error: {error:#}"),
             Err(_) => format!("no answer within {}s", remaining.as_secs()),
         };
         if started.elapsed() >= timeout {
-            break Err(TimedOut { what: what.to_string(), waited: started.elapsed(), last_seen });
+            break Err(Unmet::TimedOut { what: what.to_string(), waited: started.elapsed(), last_seen });
         }
         if let Some(elapsed) = progress_due(&mut last_progress, started) {
             eprintln!("stateproof: still waiting ({elapsed}s of {}s) for {what}: {last_seen}", timeout.as_secs());
@@ -118,9 +124,22 @@ mod tests {
         })
         .await
         .unwrap_err();
-        assert_eq!(error.what, "nothing");
-        assert!(error.last_seen.contains("connection refused"), "{}", error.last_seen);
-        assert!(error.waited >= Duration::from_secs(3));
+        let Unmet::TimedOut { what, last_seen, waited } = error else { panic!("{error}") };
+        assert_eq!(what, "nothing");
+        assert!(last_seen.contains("connection refused"), "{last_seen}");
+        assert!(waited >= Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_permanent_cause_ends_the_wait_at_once() {
+        let started = tokio::time::Instant::now();
+        let error = until::<(), _, _>("bookie-2 to be Ready", Duration::from_secs(480), || async {
+            Ok(Probe::Never("Unschedulable for 30s".into()))
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(&error, Unmet::Never { why, .. } if why == "Unschedulable for 30s"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 
     #[tokio::test(start_paused = true)]

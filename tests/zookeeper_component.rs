@@ -5,7 +5,7 @@
 use stateproof::process;
 use stateproof::systems::reach::Reach;
 use stateproof::systems::zookeeper::ZooKeeper;
-use stateproof::systems::{Adapter, Record};
+use stateproof::systems::{KeyValue, Record, System};
 use stateproof::wait::{self, Probe};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -41,7 +41,7 @@ async fn standalone_server() -> (ContainerAsync<GenericImage>, SocketAddr) {
 #[tokio::test]
 async fn write_then_read_returns_the_written_version() {
     let (_server, address) = standalone_server().await;
-    let zk = Adapter::ZooKeeper(ZooKeeper::new(Reach::Direct(vec![address])));
+    let zk = ZooKeeper::new(Reach::Direct(vec![address]));
     let written = zk.write(0, "/stateproof/component/a", "alpha").await.unwrap();
     assert_eq!(written.value, "alpha");
     assert!(written.version > 0, "mzxid of a real write is positive: {written:?}");
@@ -59,14 +59,14 @@ async fn write_then_read_returns_the_written_version() {
 #[tokio::test]
 async fn a_missing_key_reads_as_none() {
     let (_server, address) = standalone_server().await;
-    let zk = Adapter::ZooKeeper(ZooKeeper::new(Reach::Direct(vec![address])));
+    let zk = ZooKeeper::new(Reach::Direct(vec![address]));
     assert_eq!(zk.read(0, "/stateproof/never-written").await.unwrap(), None);
 }
 
 #[tokio::test]
 async fn health_follows_the_real_server_and_fails_when_it_is_frozen() {
     let (server, address) = standalone_server().await;
-    let zk = Adapter::ZooKeeper(ZooKeeper::new(Reach::Direct(vec![address])));
+    let zk = ZooKeeper::new(Reach::Direct(vec![address]));
     // The server logs that it binds before it answers four-letter words.
     wait::until("a healthy standalone server", Duration::from_secs(30), || async {
         Ok(match zk.health(1).await? {

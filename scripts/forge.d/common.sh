@@ -88,10 +88,12 @@ image_is_current() { [ "$(image_key "$1")" = "$2" ]; }
 
 # Builds a Dockerfile context under a scratch tag and moves the final tag only
 # once the build succeeded, so a failed build never leaves a half image behind.
+# Arguments after the fourth go to docker build (--build-arg NAME=VALUE).
 build_image() {
   local tag=$1 context=$2 key=$3 sources=$4 scratch
+  shift 4
   scratch="stateproof-forge-scratch/$(printf '%s' "$tag" | tr -c 'a-z0-9\n' '-'):$key"
-  run_logged "building image $tag" env DOCKER_BUILDKIT=0 docker build -q \
+  run_logged "building image $tag" env DOCKER_BUILDKIT=0 docker build -q "$@" \
     --label "$KEY_LABEL=$key" --label "$SOURCES_LABEL=$sources" -t "$scratch" "$context"
   docker tag "$scratch" "$tag"
   docker rmi "$scratch" >/dev/null

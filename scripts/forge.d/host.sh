@@ -2,7 +2,7 @@
 # the package mirror and Go proxy, a cgroup setup kind can use, host packages,
 # the inotify limits of multi-node kind, and a Docker engine that answers.
 
-HOST_PACKAGES="docker.io debootstrap jq gcc libc6-dev libseccomp-dev pkg-config busybox-static iptables curl maven protobuf-compiler"
+HOST_PACKAGES="docker.io debootstrap jq gcc libc6-dev libseccomp-dev pkg-config busybox-static iptables curl maven"
 # A cold build of every stage peaks at about 14 GiB; building only the
 # workload images (with a published node image) needs far less.
 MIN_FREE_GIB=${STATEPROOF_FORGE_MIN_FREE_GIB:-20}

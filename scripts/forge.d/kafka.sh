@@ -1,12 +1,10 @@
 # Stage "kafka": Apache Kafka in ZooKeeper mode. Debian has no Kafka package,
 # so the jars come from Maven Central (images/kafka/pom.xml, versions from
-# pins.env) on a Debian rootfs with the JRE, plus our launcher scripts from
-# images/kafka/ (cheap to rebuild).
+# pins.env) on a Debian rootfs with the JRE, plus images/kafka/Dockerfile's
+# layer of our launcher scripts (cheap to rebuild).
 
 KAFKA_IMAGE=stateproof/kafka:3.9
 KAFKA_PACKAGES=$JRE_DEBIAN_PACKAGE,bash,procps,hostname,netcat-openbsd
-# The tools' wrappers, also installed under the .sh names of Apache's bin/.
-KAFKA_LAUNCHERS='kafka-run|kafka-ok|kafka-class'
 
 stage_kafka() {
   local base=stateproof/kafka-packages:3.9 base_key libs_key key context lib=$CACHE/maven/kafka/lib
@@ -20,17 +18,14 @@ stage_kafka() {
   maven_libs kafka "$libs_key" -Dkafka.version="$KAFKA_VERSION" -Dkafka.scala.version="$KAFKA_SCALA_VERSION"
   check_kafka_libs "$lib"
   key=$(cache_key kafka "$base_key" "$libs_key" "$REPO_DIR/images/kafka" "$FORGE_DIR/kafka.sh")
-  image_is_current "$KAFKA_IMAGE" "$key" && return 0
-  context=$CACHE/context/kafka
-  rm -rf "$context" && mkdir -p "$context"
-  cp -r "$REPO_DIR/images/kafka/bin" "$REPO_DIR/images/kafka/conf" "$lib" "$context/"
-  printf '%s\n' "FROM $base" 'COPY lib/ /usr/share/kafka/libs/' 'COPY bin/ /usr/local/bin/' 'COPY conf/ /etc/kafka/' \
-    "RUN cd /usr/local/bin && for tool in kafka-*; do case \$tool in $KAFKA_LAUNCHERS) ;; *) ln -s \$tool \$tool.sh ;; esac; done \\" \
-    ' && ln -s kafka-class kafka-run-class.sh && mkdir -p /var/lib/kafka/data' \
-    'CMD ["kafka-run"]' >"$context/Dockerfile"
-  build_image "$KAFKA_IMAGE" "$context" "$key" \
-    "debian $DEBIAN_SUITE ($KAFKA_PACKAGES) from $DEBIAN_MIRROR; Maven Central: kafka_$KAFKA_SCALA_VERSION $KAFKA_VERSION, kafka-tools $KAFKA_VERSION (images/kafka/pom.xml); images/kafka"
-  rm -rf "$context"
+  if ! image_is_current "$KAFKA_IMAGE" "$key"; then
+    context=$(context_with_libs kafka "$lib")
+    build_image "$KAFKA_IMAGE" "$context" "$key" \
+      "debian $DEBIAN_SUITE ($KAFKA_PACKAGES) from $DEBIAN_MIRROR; Maven Central: kafka_$KAFKA_SCALA_VERSION $KAFKA_VERSION, kafka-tools $KAFKA_VERSION (images/kafka/pom.xml); images/kafka" \
+      --build-arg "BASE=$base"
+    rm -rf "$context"
+  fi
+  publish_image "$KAFKA_IMAGE"
 }
 
 # The logging backend is no direct dependency of the pom but arrives with

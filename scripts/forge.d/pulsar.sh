@@ -1,9 +1,9 @@
 # Stage "pulsar": Apache Pulsar brokers and the Apache BookKeeper bookies they
 # store in. Neither is packaged by Debian, so the jars come from Maven Central
 # (images/pulsar/pom.xml, versions from pins.env) on a Debian rootfs with the
-# JRE. Both images share one jar layer: the bookies run the very BookKeeper the
-# brokers' client is, and the layer is stored and loaded into kind once. Each
-# adds our launcher scripts from images/<name>/ on top (cheap to rebuild).
+# JRE. Both images share one jar layer (images/pulsar-lib): the bookies run the
+# very BookKeeper the brokers' client is, and the layer is stored and pulled
+# once. Each adds images/<name>/Dockerfile's launcher layer (cheap to rebuild).
 
 PULSAR_IMAGE=stateproof/pulsar:${PULSAR_VERSION%.*}
 BOOKKEEPER_IMAGE=stateproof/bookkeeper:${BOOKKEEPER_VERSION%.*}
@@ -26,20 +26,15 @@ stage_pulsar() {
     -Dpulsar.stand-in.version="$PULSAR_STAND_IN_VERSION"
   check_pulsar_libs "$lib"
 
-  lib_key=$(cache_key pulsar-lib "$base_key" "$libs_key" "$FORGE_DIR/pulsar.sh")
+  lib_key=$(cache_key pulsar-lib "$base_key" "$libs_key" "$REPO_DIR/images/pulsar-lib" "$FORGE_DIR/pulsar.sh")
   if ! image_is_current "$lib_image" "$lib_key"; then
-    context=$CACHE/context/pulsar-lib
-    rm -rf "$context" && mkdir -p "$context" && cp -r "$lib" "$context/"
-    printf '%s\n' "FROM $base" 'COPY lib/ /opt/pulsar/lib/' >"$context/Dockerfile"
+    context=$(context_with_libs pulsar-lib "$lib")
     build_image "$lib_image" "$context" "$lib_key" \
-      "debian $DEBIAN_SUITE ($PULSAR_PACKAGES) from $DEBIAN_MIRROR; $(pulsar_lib_sources)"
+      "debian $DEBIAN_SUITE ($PULSAR_PACKAGES) from $DEBIAN_MIRROR; $(pulsar_lib_sources)" --build-arg "BASE=$base"
     rm -rf "$context"
   fi
-
-  pulsar_launcher_image bookkeeper "$BOOKKEEPER_IMAGE" "$lib_image" "$lib_key" /etc/bookkeeper \
-    'RUN mkdir -p /pulsar/data/bookkeeper/journal /pulsar/data/bookkeeper/ledgers' bookie-run
-  pulsar_launcher_image pulsar "$PULSAR_IMAGE" "$lib_image" "$lib_key" /etc/pulsar \
-    'RUN mkdir -p /var/run/pulsar' pulsar-broker-run
+  pulsar_launcher_image bookkeeper "$BOOKKEEPER_IMAGE" "$lib_image" "$lib_key"
+  pulsar_launcher_image pulsar "$PULSAR_IMAGE" "$lib_image" "$lib_key"
 }
 
 pulsar_lib_sources() {
@@ -48,20 +43,17 @@ pulsar_lib_sources() {
     "(images/pulsar/pom.xml)"
 }
 
-# One of the two thin images: $1 the images/ folder, $2 tag, $3/$4 the jar
-# image and its key, $5 where conf/ goes, $6 a Dockerfile step, $7 command.
+# One of the two thin images, from images/<name>/Dockerfile on the jar
+# image: $1 the images/ folder, $2 tag, $3/$4 the jar image and its key.
 pulsar_launcher_image() {
-  local name=$1 tag=$2 lib_image=$3 lib_key=$4 conf_dir=$5 step=$6 command=$7 key context
-  key=$(cache_key "$name" "$lib_key" "$REPO_DIR/images/$name/bin" "$REPO_DIR/images/$name/conf" "$FORGE_DIR/pulsar.sh")
-  image_is_current "$tag" "$key" && return 0
-  context=$CACHE/context/$name
-  rm -rf "$context" && mkdir -p "$context"
-  cp -r "$REPO_DIR/images/$name/bin" "$REPO_DIR/images/$name/conf" "$context/"
-  printf '%s\n' "FROM $lib_image" 'COPY bin/ /usr/local/bin/' "COPY conf/ $conf_dir/" "$step" \
-    'WORKDIR /pulsar' "CMD [\"$command\"]" >"$context/Dockerfile"
-  build_image "$tag" "$context" "$key" \
-    "debian $DEBIAN_SUITE ($PULSAR_PACKAGES) from $DEBIAN_MIRROR; $(pulsar_lib_sources); images/$name"
-  rm -rf "$context"
+  local name=$1 tag=$2 lib_image=$3 lib_key=$4 key
+  key=$(cache_key "$name" "$lib_key" "$REPO_DIR/images/$name" "$FORGE_DIR/pulsar.sh")
+  if ! image_is_current "$tag" "$key"; then
+    build_image "$tag" "$REPO_DIR/images/$name" "$key" \
+      "debian $DEBIAN_SUITE ($PULSAR_PACKAGES) from $DEBIAN_MIRROR; $(pulsar_lib_sources); images/$name" \
+      --build-arg "LIB=$lib_image"
+  fi
+  publish_image "$tag"
 }
 
 # The pom takes BookKeeper's version from Pulsar's own pom; a pin that

@@ -1,6 +1,7 @@
 # Workload images: the systems the reference fixtures run. Each is a Debian
 # root filesystem with the system's packages (cached by package list), plus a
-# thin layer of our scripts from images/<name>/ (cheap to rebuild).
+# thin layer built from images/<name>/Dockerfile (cheap to rebuild), published
+# to the local registry.
 
 ZOOKEEPER_IMAGE=stateproof/zookeeper:3.8
 ZOOKEEPER_PACKAGES=libzookeeper-java,libslf4j-java,liblog4j1.2-java,$JRE_DEBIAN_PACKAGE,netcat-openbsd,procps,bash,hostname
@@ -12,14 +13,20 @@ stage_zookeeper() {
     import_debian_rootfs "$base" "$base_key" "$ZOOKEEPER_PACKAGES"
   fi
   key=$(cache_key zookeeper "$base_key" "$REPO_DIR/images/zookeeper" "$FORGE_DIR/workloads.sh")
-  image_is_current "$ZOOKEEPER_IMAGE" "$key" && return 0
-  context=$CACHE/context/zookeeper
-  rm -rf "$context" && mkdir -p "$context" && cp -r "$REPO_DIR/images/zookeeper/." "$context/"
-  printf '%s\n' "FROM $base" 'COPY bin/ /usr/local/bin/' 'COPY conf/ /etc/zookeeper/conf/' \
-    'RUN ln -s /usr/local/bin/zk-cli /usr/local/bin/zkCli.sh && mkdir -p /var/lib/zookeeper /var/log/zookeeper' \
-    'CMD ["zk-run"]' >"$context/Dockerfile"
-  build_image "$ZOOKEEPER_IMAGE" "$context" "$key" \
-    "debian $DEBIAN_SUITE ($ZOOKEEPER_PACKAGES) from $DEBIAN_MIRROR; images/zookeeper"
+  if ! image_is_current "$ZOOKEEPER_IMAGE" "$key"; then
+    build_image "$ZOOKEEPER_IMAGE" "$REPO_DIR/images/zookeeper" "$key" \
+      "debian $DEBIAN_SUITE ($ZOOKEEPER_PACKAGES) from $DEBIAN_MIRROR; images/zookeeper" --build-arg "BASE=$base"
+  fi
+  publish_image "$ZOOKEEPER_IMAGE"
+}
+
+# A Dockerfile context of the repository's images/<name>/ with the resolved
+# jars of `maven_libs` beside it, as lib/.
+context_with_libs() {
+  local name=$1 lib=$2 context=$CACHE/context/$1
+  rm -rf "$context" && mkdir -p "$context"
+  cp -r "$REPO_DIR/images/$name/." "$lib" "$context/"
+  printf '%s' "$context"
 }
 
 # Resolves the runtime jars of images/<name>/pom.xml from Maven Central into

@@ -2,15 +2,16 @@
 //! reused when one of the same name exists, deleted at the end only when
 //! this run (or an interrupted earlier run) created it.
 
+use super::forge::{Forged, Registry};
 use crate::k8s::conditions::node_ready_status;
 use crate::process;
 use crate::settings::Settings;
 use crate::wait::{self, Probe};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,12 @@ pub struct KindCluster {
     pub kubeconfig: PathBuf,
     created_marker: PathBuf,
     kind: String,
+    /// Set once the nodes pull from the local registry.
+    registry_joined: tokio::sync::OnceCell<()>,
 }
+
+/// The docker network of kind's nodes.
+const KIND_NETWORK: &str = "kind";
 
 /// A container of a pod, as the node's runtime labels it.
 pub struct ContainerRef<'a> {
@@ -41,19 +47,10 @@ fn kind_binary(settings: &Settings) -> String {
     if on_path || !Path::new(FORGE_CACHE_KIND).is_file() { "kind".into() } else { FORGE_CACHE_KIND.into() }
 }
 
-/// The forged node image for the pinned Kubernetes version.
-pub fn forged_node_image(settings: &Settings) -> Result<String> {
-    let pins = settings.forge.with_file_name("forge.d").join("pins.env");
-    let text = std::fs::read_to_string(&pins).with_context(|| format!("cannot read {}", pins.display()))?;
-    let version = text
-        .lines()
-        .find_map(|line| line.strip_prefix("K8S_VERSION="))
-        .with_context(|| format!("{} has no K8S_VERSION", pins.display()))?;
-    Ok(format!("stateproof/kind-node:{}", version.trim()))
-}
-
 impl KindCluster {
-    pub async fn ensure(settings: &Settings, name: &str, config: &Path, node_image: Option<&str>) -> Result<Self> {
+    /// Reuses the cluster of that name, or creates it from `config` with
+    /// `node_image`.
+    pub async fn ensure(settings: &Settings, name: &str, config: &Path, node_image: &str) -> Result<Self> {
         let kind = kind_binary(settings);
         if !process::succeeds("docker", &["info"]).await {
             bail!(
@@ -67,37 +64,30 @@ impl KindCluster {
             kubeconfig: std::path::absolute(state_dir.join(format!("{name}.kubeconfig")))?,
             created_marker: state_dir.join(format!("{name}.created-by-stateproof")),
             kind,
+            registry_joined: tokio::sync::OnceCell::new(),
         };
         let existing = process::output(&cluster.kind, &["get", "clusters"]).await?;
         if existing.lines().any(|line| line.trim() == name) {
             eprintln!("stateproof: reusing kind cluster '{name}'");
         } else {
-            cluster.create(settings, config, node_image).await?;
+            cluster.create(config, node_image).await?;
         }
         let kubeconfig = process::output(&cluster.kind, &["get", "kubeconfig", "--name", name]).await?;
         std::fs::write(&cluster.kubeconfig, kubeconfig)?;
         Ok(cluster)
     }
 
-    async fn create(&self, settings: &Settings, config: &Path, node_image: Option<&str>) -> Result<()> {
+    async fn create(&self, config: &Path, image: &str) -> Result<()> {
         if !config.is_file() {
             bail!("kind config {} not found", config.display());
         }
-        let image = match node_image {
-            Some(image) => image.to_string(),
-            None => {
-                let image = forged_node_image(settings)?;
-                ensure_forged(settings, &image).await?;
-                image
-            }
-        };
         let config = config.display().to_string();
         eprintln!("stateproof: creating kind cluster '{}' from {config} with {image}", self.name);
         let started = Instant::now();
         std::fs::write(&self.created_marker, "")?;
         process::visible(
             &self.kind,
-            &["create", "cluster", "--name", &self.name, "--config", &config, "--image", &image],
+            &["create", "cluster", "--name", &self.name, "--config", &config, "--image", image],
         )
         .await
         .with_context(|| {
@@ -127,21 +117,40 @@ impl KindCluster {
         Ok(())
     }
 
-    /// Loads into the nodes the images they lack. Returns the images the
-    /// host's Docker could not have (neither local nor pullable).
-    pub async fn load_images(&self, images: &[String]) -> Result<Vec<String>> {
+    /// Makes the images available to the nodes. A forged image must be in
+    /// the local registry, which the nodes pull from (it is never pulled from
+    /// anywhere else); another image is loaded from the host's Docker, which
+    /// may pull it; when an external one cannot be had its reason is
+    /// returned; any other image that cannot be had is an error.
+    pub async fn load_images(
+        &self,
+        images: &[String],
+        external: &BTreeMap<String, String>,
+        forged: &Forged,
+    ) -> Result<Vec<String>> {
         let mut host = Vec::new();
-        let mut missing = Vec::new();
+        let mut unavailable = Vec::new();
         for image in images {
-            match host_image_id(image).await {
+            let why_missing = || missing(image, forged.stage_of(image), external.get(image).map(String::as_str));
+            if forged.stage_of(image).is_some() {
+                self.registry_joined.get_or_try_init(|| self.join_registry(&forged.registry)).await?;
+                if let Err(error) = published(&forged.registry, image).await {
+                    return Err(anyhow!("{} ({error:#})", why_missing().message()));
+                }
+                continue;
+            }
+            match pulled_image_id(image).await {
                 Some(id) => host.push(HostImage::new(image, id)),
-                None => missing.push(image.clone()),
+                None => match why_missing() {
+                    Missing::Skip(reason) => unavailable.push(reason),
+                    Missing::Fail(reason) => bail!("{reason}"),
+                },
             }
         }
         if !host.is_empty() {
             wait::on_cluster(self.load_lacking(&host)).await?;
         }
-        Ok(missing)
+        Ok(unavailable)
     }
 
     /// The nodes have no crictl, which kind needs to see that a node already
@@ -185,6 +194,37 @@ impl KindCluster {
         let nodes = nodes.join(",");
         let args = ["load", "docker-image", "--name", &self.name, "--nodes", &nodes, image];
         process::output(&self.kind, &args).await.map(drop)
+    }
+
+    /// Lets the nodes pull from the local registry (kind's documented
+    /// pattern): its container joins the nodes' network, and containerd on
+    /// each node maps the registry's host name to it.
+    async fn join_registry(&self, registry: &Registry) -> Result<()> {
+        let networks =
+            process::output("docker", &["inspect", "-f", "{{json .NetworkSettings.Networks}}", &registry.container])
+                .await
+                .with_context(|| {
+                    format!(
+                        "the local registry ({}) is not running: scripts/forge registry starts it",
+                        registry.container
+                    )
+                })?;
+        if !networks.contains(&format!("\"{KIND_NETWORK}\"")) {
+            process::output("docker", &["network", "connect", KIND_NETWORK, &registry.container]).await?;
+        }
+        let directory = format!("/etc/containerd/certs.d/{}", registry.push);
+        let hosts = format!("[host.\"{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n", registry.pull);
+        let script = format!("mkdir -p '{directory}' && printf '%s' '{hosts}' > '{directory}/hosts.toml'");
+        for node in self.node_names().await? {
+            self.run_on_node(&node, &script)
+                .await
+                .with_context(|| format!("pointing node {node} at the local registry"))?;
+        }
+        eprintln!(
+            "stateproof: the nodes of {} pull forged images from {} ({})",
+            self.name, registry.push, registry.pull
+        );
+        Ok(())
     }
 
     pub async fn stop_node(&self, node: &str) -> Result<()> {
@@ -248,16 +288,66 @@ impl HostImage {
     }
 }
 
+/// What a missing image means for its suite.
+#[derive(Debug, PartialEq, Eq)]
+enum Missing {
+    /// The suite fails: the image should have been there.
+    Fail(String),
+    /// The suite is skipped: the fixture declares the image external.
+    Skip(String),
+}
+
+impl Missing {
+    fn message(&self) -> &str {
+        match self {
+            Missing::Fail(message) | Missing::Skip(message) => message,
+        }
+    }
+}
+
+/// A forged image that is missing fails its suite, naming the stage that
+/// builds it (it is never pulled, even if declared external); a missing
+/// external image skips it, with the fixture's reason; any other fails it.
+fn missing(image: &str, forged_stage: Option<&str>, external: Option<&str>) -> Missing {
+    match (forged_stage, external) {
+        (Some(stage), _) => Missing::Fail(format!(
+            "image {image} is not in the local registry: the forge's stage '{stage}' builds and publishes it \
+             (scripts/forge {stage}); it is never pulled from anywhere else"
+        )),
+        (None, Some(reason)) => Missing::Skip(format!(
+            "external image {image} cannot be had (not in the local Docker engine, and `docker pull` failed): {reason}"
+        )),
+        (None, None) => Missing::Fail(format!(
+            "image {image} cannot be had: not in the local Docker engine, and `docker pull` failed; the forge does \
+             not build it, and no ExternalImages object of the fixture declares it"
+        )),
+    }
+}
+
+/// The local registry holds the image.
+async fn published(registry: &Registry, image: &str) -> Result<()> {
+    let (name, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
+    let address = tokio::net::lookup_host(&registry.push)
+        .await?
+        .next()
+        .with_context(|| format!("{} resolves to no address", registry.push))?;
+    let accept = [("Accept", "application/vnd.docker.distribution.manifest.v2+json")];
+    crate::http::get_with(address, &format!("/v2/{name}/manifests/{tag}"), &accept).await.map(drop)
+}
+
+/// The image's ID in the host's Docker, never pulling it.
+async fn local_image_id(image: &str) -> Result<String> {
+    let id = process::output("docker", &["image", "inspect", "--format", "{{.Id}}", image]).await?;
+    Ok(id.trim().to_string())
+}
+
 /// The image's ID in the host's Docker, pulling it when it is not there.
-async fn host_image_id(image: &str) -> Option<String> {
-    let args = ["image", "inspect", "--format", "{{.Id}}", image];
-    let inspect = || process::output("docker", &args);
-    let id = match inspect().await {
-        Ok(id) => id,
-        Err(_) if process::succeeds("docker", &["pull", "--quiet", image]).await => inspect().await.ok()?,
-        Err(_) => return None,
-    };
-    Some(id.trim().to_string())
+async fn pulled_image_id(image: &str) -> Option<String> {
+    if let Ok(id) = local_image_id(image).await {
+        return Some(id);
+    }
+    process::succeeds("docker", &["pull", "--quiet", image]).await.then_some(())?;
+    local_image_id(image).await.ok()
 }
 
 /// A reference as containerd names it once `kind load` has imported the
@@ -361,16 +451,6 @@ fn config_digest(manifest: &str) -> Option<String> {
     digest.starts_with("sha256:").then(|| digest.to_string())
 }
 
-/// Builds the node image with the forge when it is missing.
-async fn ensure_forged(settings: &Settings, image: &str) -> Result<()> {
-    if process::succeeds("docker", &["image", "inspect", image]).await {
-        return Ok(());
-    }
-    let forge = settings.forge.display().to_string();
-    eprintln!("stateproof: node image {image} is missing; running {forge} (cold: about an hour)");
-    process::visible(&forge, &[]).await.with_context(|| format!("the forge could not build {image}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,6 +519,18 @@ docker.io/stateproof/pulsar:4.0    application/vnd.docker.distribution.manifest.
         assert!(image.is_held_in(&held));
         assert!(!image.is_held_in(&stale));
         assert!(!image.is_held_in(&HashMap::new()));
+    }
+
+    #[test]
+    fn a_missing_forged_image_fails_naming_its_stage_and_only_an_external_one_skips() {
+        let forged = missing("stateproof/kafka:3.9", Some("kafka"), Some("declared external by mistake"));
+        assert!(matches!(&forged, Missing::Fail(text) if text.contains("scripts/forge kafka")), "{forged:?}");
+        let external = missing("raftkeeper/raftkeeper-k8s:latest", None, Some("built by RaftKeeper"));
+        assert!(
+            matches!(&external, Missing::Skip(text) if text.starts_with("external image") && text.ends_with("built by RaftKeeper"))
+        );
+        let stray = missing("busybox:1", None, None);
+        assert!(matches!(&stray, Missing::Fail(text) if text.contains("no ExternalImages object")), "{stray:?}");
     }
 
     #[test]

@@ -10,114 +10,21 @@
 
 use super::Cluster;
 use crate::k8s::FIELD_MANAGER;
+use crate::suite::fixture::{LocalVolumesSpec, VolumeSpec};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::{Node, PersistentVolume};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use serde::Deserialize;
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-pub const API_VERSION: &str = "stateproof.io/v1";
-pub const KIND: &str = "LocalVolumes";
 const OWNER_LABEL: &str = "stateproof.io/local-volumes-of";
 const NODE_LABEL: &str = "stateproof.io/node";
-/// On a node this setup labelled: `<owner namespace> <label key>`.
+/// On a node a setup labelled: `<label key>=<owner> <owner>...`, every suite
+/// that relies on the label, so that the last one to finish removes it.
 const LABELLED_ANNOTATION: &str = "stateproof.io/labelled-for";
 const NO_PROVISIONER: &str = "kubernetes.io/no-provisioner";
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct LocalVolumesSpec {
-    pub storage_class: String,
-    /// The label that marks eligible nodes, e.g. `has-local-fast-storage: "yes"`.
-    pub node_label: BTreeMap<String, String>,
-    /// How many nodes must be eligible.
-    pub nodes: usize,
-    /// Where on each node the volumes' directories are made.
-    #[serde(default = "default_host_path")]
-    pub host_path: String,
-    /// The volumes each eligible node gets, one of each.
-    pub volumes: Vec<VolumeSpec>,
-    /// Pin each volume to its node. The API refuses a `local` volume without
-    /// node affinity, so `false` makes plain hostPath volumes: what a manifest
-    /// that drops the node affinity ends up with.
-    #[serde(default = "pinned")]
-    pub node_affinity: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VolumeSpec {
-    pub name: String,
-    pub capacity: String,
-}
-
-fn default_host_path() -> String {
-    "/mnt/local-pv".into()
-}
-
-fn pinned() -> bool {
-    true
-}
-
-impl LocalVolumesSpec {
-    /// Reads the spec from a fixture document of kind `LocalVolumes`.
-    pub fn from_object(object: &serde_json::Value) -> Result<Self> {
-        let spec = object.get("spec").context("LocalVolumes has no spec")?;
-        let spec: Self = serde_json::from_value(spec.clone()).context("invalid LocalVolumes spec")?;
-        if spec.node_label.len() != 1 {
-            bail!("LocalVolumes nodeLabel must hold exactly one label, not {}", spec.node_label.len());
-        }
-        if spec.volumes.is_empty() || spec.nodes == 0 {
-            bail!("LocalVolumes needs at least one node and one volume");
-        }
-        for volume in &spec.volumes {
-            bytes(&volume.capacity).with_context(|| format!("volume {}", volume.name))?;
-        }
-        Ok(spec)
-    }
-
-    pub fn label(&self) -> (&str, &str) {
-        let (key, value) = self.node_label.iter().next().expect("one label, checked when read");
-        (key, value)
-    }
-
-    /// Claims (name, requested size) this spec's volumes cannot satisfy: a
-    /// claim asking more than the largest volume would stay Pending forever.
-    pub fn unsatisfiable<'a>(&self, claims: &'a [(String, String)]) -> Result<Vec<&'a str>> {
-        let largest = self.volumes.iter().map(|volume| bytes(&volume.capacity)).collect::<Result<Vec<_>>>()?;
-        let largest = largest.into_iter().max().unwrap_or(0);
-        let mut refused = Vec::new();
-        for (name, request) in claims {
-            if bytes(request).with_context(|| format!("claim template {name}"))? > largest {
-                refused.push(name.as_str());
-            }
-        }
-        Ok(refused)
-    }
-}
-
-/// A Kubernetes quantity (`10Gi`, `500M`, `1024`) in bytes.
-pub fn bytes(quantity: &str) -> Result<u128> {
-    let split = quantity.find(|c: char| !c.is_ascii_digit()).unwrap_or(quantity.len());
-    let (number, suffix) = quantity.split_at(split);
-    let number: u128 = number.parse().with_context(|| format!("{quantity:?} is not a size"))?;
-    let scale: u128 = match suffix {
-        "" => 1,
-        "k" => 1000,
-        "M" => 1000u128.pow(2),
-        "G" => 1000u128.pow(3),
-        "T" => 1000u128.pow(4),
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "Ti" => 1 << 40,
-        _ => bail!("{quantity:?}: unknown unit {suffix:?}"),
-    };
-    Ok(number * scale)
-}
 
 /// Sets up the volumes for the suite in `owner` (its namespace) and
 /// returns the eligible nodes. Each volume is created before its directory,
@@ -141,9 +48,15 @@ pub async fn setup(cluster: &Cluster, spec: &LocalVolumesSpec, owner: &str) -> R
     Ok(nodes)
 }
 
+/// Serializes this process's changes to node labels: suites side by side
+/// add themselves to, and remove themselves from, the same annotation.
+static LABELLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Nodes carrying the label; when fewer than asked do, schedulable workers
-/// without it are labelled, in name order.
+/// without it are labelled, in name order. A label an earlier setup added
+/// gets this owner too, so that it stays while this suite needs it.
 async fn eligible_nodes(cluster: &Cluster, spec: &LocalVolumesSpec, owner: &str) -> Result<Vec<String>> {
+    let _labelling = LABELLING.lock().await;
     let api: Api<Node> = Api::all(cluster.client.clone());
     let (key, value) = spec.label();
     let mut eligible = Vec::new();
@@ -151,6 +64,10 @@ async fn eligible_nodes(cluster: &Cluster, spec: &LocalVolumesSpec, owner: &str)
     for node in api.list(&Default::default()).await.context("listing nodes")? {
         let name = node.metadata.name.clone().unwrap_or_default();
         if node.metadata.labels.as_ref().and_then(|labels| labels.get(key)).is_some_and(|v| v == value) {
+            if let Some(mut owners) = Owners::of(&node).filter(|owners| owners.key == key) {
+                owners.names.insert(owner.to_string());
+                annotate(&api, &name, Some(&owners)).await?;
+            }
             eligible.push(name);
         } else if is_worker(&node) {
             candidates.push(name);
@@ -162,9 +79,10 @@ async fn eligible_nodes(cluster: &Cluster, spec: &LocalVolumesSpec, owner: &str)
         if eligible.len() >= spec.nodes {
             break;
         }
+        let owners = Owners { key: key.to_string(), names: BTreeSet::from([owner.to_string()]) };
         let patch = json!({ "metadata": {
             "labels": { key: value },
-            "annotations": { LABELLED_ANNOTATION: format!("{owner} {key}") },
+            "annotations": { LABELLED_ANNOTATION: owners.to_string() },
         }});
         api.patch(&node, &PatchParams::default(), &Patch::Merge(&patch))
             .await
@@ -176,6 +94,42 @@ async fn eligible_nodes(cluster: &Cluster, spec: &LocalVolumesSpec, owner: &str)
         bail!("LocalVolumes needs {} eligible nodes; the cluster has only {}", spec.nodes, eligible.len());
     }
     Ok(eligible)
+}
+
+/// The suites relying on a label a setup added to a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Owners {
+    key: String,
+    names: BTreeSet<String>,
+}
+
+impl Owners {
+    fn of(node: &Node) -> Option<Owners> {
+        Owners::parse(node.annotations().get(LABELLED_ANNOTATION)?)
+    }
+
+    fn parse(mark: &str) -> Option<Owners> {
+        let (key, names) = mark.split_once('=')?;
+        Some(Owners { key: key.to_string(), names: names.split_whitespace().map(str::to_string).collect() })
+    }
+}
+
+impl std::fmt::Display for Owners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.key, self.names.iter().cloned().collect::<Vec<_>>().join(" "))
+    }
+}
+
+/// Sets the owners of a node's label; with none left, removes the label.
+async fn annotate(api: &Api<Node>, node: &str, owners: Option<&Owners>) -> Result<()> {
+    let patch = match owners {
+        Some(owners) => json!({ "metadata": { "annotations": { LABELLED_ANNOTATION: owners.to_string() } } }),
+        None => json!({ "metadata": { "annotations": { LABELLED_ANNOTATION: null } } }),
+    };
+    api.patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("marking who relies on node {node}'s label"))?;
+    Ok(())
 }
 
 fn is_worker(node: &Node) -> bool {
@@ -299,15 +253,20 @@ fn volume_directory(volume: &PersistentVolume) -> Option<String> {
     path.rsplit_once('/').map(|(parent, _)| parent.to_string()).filter(|parent| !parent.is_empty())
 }
 
+/// Takes `owner` off the labels a setup added; the last owner of a label
+/// removes it.
 async fn unlabel_nodes(cluster: &Cluster, owner: &str) -> Result<()> {
+    let _labelling = LABELLING.lock().await;
     let nodes: Api<Node> = Api::all(cluster.client.clone());
     for node in nodes.list(&ListParams::default()).await.context("listing nodes")? {
-        let Some(mark) = node.annotations().get(LABELLED_ANNOTATION) else { continue };
-        let Some((marked_owner, key)) = mark.split_once(' ') else { continue };
-        if marked_owner != owner {
+        let Some(mut owners) = Owners::of(&node).filter(|owners| owners.names.contains(owner)) else { continue };
+        owners.names.remove(owner);
+        let name = node.name_any();
+        if !owners.names.is_empty() {
+            annotate(&nodes, &name, Some(&owners)).await?;
             continue;
         }
-        let name = node.name_any();
+        let key = &owners.key;
         let patch = json!({ "metadata": { "labels": { key: null }, "annotations": { LABELLED_ANNOTATION: null } } });
         nodes
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -315,6 +274,43 @@ async fn unlabel_nodes(cluster: &Cluster, owner: &str) -> Result<()> {
             .with_context(|| format!("removing label {key} from node {name}"))?;
     }
     Ok(())
+}
+
+/// What a setup for any of `owners` made and is still there: volumes,
+/// storage classes, labels held for them, directories under `host_paths` on
+/// the nodes. Empty after a clean teardown.
+pub async fn leftovers(cluster: &Cluster, owners: &[String], host_paths: &BTreeSet<String>) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    for owner in owners {
+        let mine = ListParams::default().labels(&format!("{OWNER_LABEL}={owner}"));
+        for volume in Api::<PersistentVolume>::all(cluster.client.clone()).list(&mine).await? {
+            found.push(format!("PersistentVolume {}", volume.name_any()));
+        }
+        for class in Api::<StorageClass>::all(cluster.client.clone()).list(&mine).await? {
+            found.push(format!("StorageClass {}", class.name_any()));
+        }
+    }
+    let nodes = Api::<Node>::all(cluster.client.clone()).list(&ListParams::default()).await?;
+    for node in &nodes {
+        if let Some(owners_of) = Owners::of(node).filter(|marked| marked.names.iter().any(|name| owners.contains(name)))
+        {
+            found.push(format!("label {} on node {} (held for {})", owners_of.key, node.name_any(), owners_of));
+        }
+    }
+    if owners.is_empty() || host_paths.is_empty() {
+        return Ok(found);
+    }
+    let candidates: Vec<String> = host_paths
+        .iter()
+        .flat_map(|path| owners.iter().map(move |owner| format!("{}/{owner}", path.trim_end_matches('/'))))
+        .collect();
+    let script = format!("for d in {}; do [ -e \"$d\" ] && echo \"$d\"; done; true", candidates.join(" "));
+    for node in nodes.iter().map(|node| node.name_any()) {
+        let listed =
+            cluster.run_on_node(&node, &script).await.with_context(|| format!("looking for directories on {node}"))?;
+        found.extend(listed.lines().map(|directory| format!("directory {directory} on node {node}")));
+    }
+    Ok(found)
 }
 
 fn gone_is_fine(deleted: Result<(), kube::Error>) -> Result<()> {
@@ -329,31 +325,22 @@ mod tests {
     use super::*;
 
     fn spec(affinity: bool) -> LocalVolumesSpec {
-        LocalVolumesSpec::from_object(&json!({ "spec": {
+        LocalVolumesSpec::from_spec(json!({
             "storageClass": "local-storage",
             "nodeLabel": { "has-local-fast-storage": "yes" },
             "nodes": 2,
             "volumes": [{ "name": "journal", "capacity": "2Gi" }, { "name": "ledgers", "capacity": "10Gi" }],
             "nodeAffinity": affinity,
-        }}))
+        }))
         .unwrap()
     }
 
     #[test]
-    fn sizes_parse_in_both_unit_systems() {
-        assert_eq!(bytes("10Gi").unwrap(), 10 << 30);
-        assert_eq!(bytes("12G").unwrap(), 12_000_000_000);
-        assert_eq!(bytes("512").unwrap(), 512);
-        assert!(bytes("10 Gi").is_err());
-        assert!(bytes("Gi").is_err());
-    }
-
-    #[test]
-    fn a_claim_larger_than_every_volume_is_named() {
-        let claims = vec![("journal".to_string(), "1Gi".to_string()), ("ledgers".to_string(), "12Gi".to_string())];
-        assert_eq!(spec(true).unsatisfiable(&claims).unwrap(), vec!["ledgers"]);
-        let fitting = vec![("ledgers".to_string(), "10Gi".to_string())];
-        assert!(spec(true).unsatisfiable(&fitting).unwrap().is_empty());
+    fn owners_of_a_label_read_and_write_the_same_text() {
+        let owners = Owners::parse("has-local-fast-storage=sp-a sp-b").unwrap();
+        assert_eq!(owners.names.len(), 2);
+        assert_eq!(owners.to_string(), "has-local-fast-storage=sp-a sp-b");
+        assert_eq!(Owners::parse("sp-a has-local-fast-storage"), None, "the old format names no key");
     }
 
     #[test]
@@ -378,12 +365,5 @@ mod tests {
             let volume: PersistentVolume = serde_json::from_value(manifest).unwrap();
             assert_eq!(volume_directory(&volume).as_deref(), Some("/mnt/local-pv/ns"));
         }
-    }
-
-    #[test]
-    fn a_spec_with_two_labels_is_refused() {
-        let two = json!({ "spec": { "storageClass": "s", "nodeLabel": { "a": "1", "b": "2" }, "nodes": 1,
-            "volumes": [{ "name": "v", "capacity": "1Gi" }] } });
-        assert!(LocalVolumesSpec::from_object(&two).is_err());
     }
 }

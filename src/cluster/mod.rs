@@ -2,16 +2,22 @@
 //! reused by name, deleted at the end unless kept) or any cluster reachable
 //! through a kubeconfig. Faults that act on nodes go through the provider.
 
+pub mod forge;
 pub mod kind;
 pub mod local_volumes;
 
+use crate::k8s::apply::Manifest;
 use crate::settings::{ClusterChoice, Settings};
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use forge::Forged;
 use kube::Client;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub struct Cluster {
     pub client: Client,
+    /// What the forge builds: never pulled, loaded from the host.
+    forged: Forged,
     /// A client that takes 429 for an answer (see `k8s::client::Clients`).
     pub literal_client: Client,
     pub description: String,
@@ -26,15 +32,21 @@ enum Provider {
 impl Cluster {
     /// Brings up (or reaches) the cluster the settings ask for. `kind_config`
     /// names the kind config a created cluster is built from.
-    pub async fn provide(settings: &Settings, kind_config: &str) -> Result<Cluster> {
+    pub async fn provide(settings: &Settings, kind_config: &str, forged: &Forged) -> Result<Cluster> {
+        let forged = forged.clone();
         match &settings.cluster {
             ClusterChoice::Kind { name, node_image } => {
                 let config = settings.kind_config(kind_config);
-                let cluster = kind::KindCluster::ensure(settings, name, &config, node_image.as_deref()).await?;
+                let node_image = match node_image {
+                    Some(image) => image.as_str(),
+                    None => forged.node_image().context("the forge lists no node image (scripts/forge --images)")?,
+                };
+                let cluster = kind::KindCluster::ensure(settings, name, &config, node_image).await?;
                 let clients = crate::k8s::client::connect(Some(&cluster.kubeconfig), None).await?;
                 cluster.wait_nodes_ready(&clients.client).await?;
                 Ok(Cluster {
                     client: clients.client,
+                    forged,
                     literal_client: clients.literal,
                     description: format!("kind cluster '{name}'"),
                     provider: Provider::Kind(cluster),
@@ -49,6 +61,7 @@ impl Cluster {
                 );
                 Ok(Cluster {
                     client: clients.client,
+                    forged,
                     literal_client: clients.literal,
                     description,
                     provider: Provider::Kubeconfig,
@@ -64,12 +77,21 @@ impl Cluster {
         }
     }
 
-    /// Makes the images available to the nodes without a pull. Returns the
-    /// images that could not be had, for the caller to report.
-    pub async fn provide_images(&self, images: &[String]) -> Result<Vec<String>> {
+    /// Makes the images available to the nodes. Returns why external images
+    /// cannot be had (the suite is skipped); any other image that cannot be
+    /// had is an error (the suite fails).
+    pub async fn provide_images(&self, images: &[String], external: &BTreeMap<String, String>) -> Result<Vec<String>> {
         match &self.provider {
-            Provider::Kind(cluster) => cluster.load_images(images).await,
+            Provider::Kind(cluster) => cluster.load_images(images, external, &self.forged).await,
             Provider::Kubeconfig => Ok(Vec::new()),
+        }
+    }
+
+    /// Points the manifests at the images as this cluster's nodes get them:
+    /// forged images from the local registry.
+    pub fn use_provided_images(&self, manifests: &mut [Manifest]) {
+        if let Provider::Kind(_) = &self.provider {
+            crate::k8s::apply::rewrite_images(manifests, |image| self.forged.published(image));
         }
     }
 

@@ -1,11 +1,12 @@
 //! Faults: what stateproof does to a running system. Each is a small action
-//! on the cluster; undoing node faults is the runner's cleanup duty.
+//! on the cluster; the ledger holds those that must be undone.
 
 pub mod ledger;
 
 use crate::cluster::Cluster;
 use crate::cluster::kind::ContainerRef;
 use crate::k8s::evict::{self, Eviction};
+use crate::k8s::statefulset;
 use crate::wait::{self, Probe};
 use anyhow::{Context, Result};
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -34,21 +35,12 @@ pub async fn delete_pod(pods: &Api<Pod>, pod: &str, force: bool, timeout: Durati
     Ok(())
 }
 
-/// Sets the StatefulSet's replicas, as `kubectl scale` does.
-pub async fn scale(sets: &Api<StatefulSet>, name: &str, replicas: u32) -> Result<()> {
-    let patch = serde_json::json!({"spec": {"replicas": replicas}});
-    sets.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .with_context(|| format!("scaling StatefulSet {name} to {replicas}"))?;
-    Ok(())
-}
-
 /// Deletes the StatefulSet, as `kubectl delete sts` does (its pods go, its
 /// claims stay unless its retention policy says otherwise), and waits until
 /// the set and all its pods are gone.
 pub async fn delete_statefulset(sets: &Api<StatefulSet>, pods: &Api<Pod>, name: &str, timeout: Duration) -> Result<()> {
     let set = sets.get(name).await.with_context(|| format!("reading StatefulSet {name}"))?;
-    let selector = selector_of(&set)?;
+    let selector = statefulset::selector_of(&set)?;
     sets.delete(name, &DeleteParams::background()).await.with_context(|| format!("deleting StatefulSet {name}"))?;
     wait::until(&format!("StatefulSet {name} and its pods to be gone"), timeout, || async {
         let remaining = pods.list(&ListParams::default().labels(&selector)).await?;
@@ -64,17 +56,8 @@ pub async fn delete_statefulset(sets: &Api<StatefulSet>, pods: &Api<Pod>, name: 
     Ok(())
 }
 
-/// The label selector of a StatefulSet, as a list-selector string.
-pub fn selector_of(set: &StatefulSet) -> Result<String> {
-    let labels = set
-        .spec
-        .as_ref()
-        .and_then(|spec| spec.selector.match_labels.clone())
-        .context("StatefulSet has no matchLabels selector")?;
-    Ok(labels.iter().map(|(key, value)| format!("{key}={value}")).collect::<Vec<_>>().join(","))
-}
-
-pub async fn signal(cluster: &Cluster, pod: &Pod, container: &str, signal: &str) -> Result<()> {
+/// Sends `signal` to the main process of the pod's container, from its node.
+pub async fn signal_pod(cluster: &Cluster, pod: &Pod, container: &str, signal: &str) -> Result<()> {
     let node = pod.spec.as_ref().and_then(|spec| spec.node_name.clone()).context("pod is not on a node")?;
     let namespace = pod.namespace().unwrap_or_default();
     let target = ContainerRef { namespace: &namespace, pod: &pod.name_any(), container };

@@ -82,6 +82,27 @@ pub fn images(manifests: &[Manifest]) -> BTreeSet<String> {
     found
 }
 
+/// Replaces each container image that `rename` maps to another name.
+pub fn rewrite_images(manifests: &mut [Manifest], rename: impl Fn(&str) -> Option<String>) {
+    fn walk(value: &mut Value, in_containers: bool, rename: &dyn Fn(&str) -> Option<String>) {
+        match value {
+            Value::Object(map) => {
+                if in_containers && let Some(renamed) = map.get("image").and_then(Value::as_str).and_then(rename) {
+                    map.insert("image".into(), Value::String(renamed));
+                }
+                for (key, child) in map.iter_mut() {
+                    walk(child, key == "containers" || key == "initContainers", rename);
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| walk(item, in_containers, rename)),
+            _ => {}
+        }
+    }
+    for manifest in manifests {
+        walk(&mut manifest.object.data, false, &rename);
+    }
+}
+
 /// The volumeClaimTemplates of the StatefulSets among the manifests that
 /// use `storage_class`: (claim name, requested storage).
 pub fn claim_requests(manifests: &[Manifest], storage_class: &str) -> Vec<(String, String)> {
@@ -110,6 +131,17 @@ pub fn rename_storage_class(manifests: &mut [Manifest], from: &str, to: &str) {
             }
         }
     }
+}
+
+/// Sets the replicas of the StatefulSet `name` among the manifests.
+pub fn set_replicas(manifests: &mut [Manifest], name: &str, replicas: u32) -> Result<()> {
+    let found = manifests.iter_mut().find(|manifest| {
+        kind_of(&manifest.object) == "StatefulSet" && manifest.object.metadata.name.as_deref() == Some(name)
+    });
+    let manifest =
+        found.with_context(|| format!("the fixture has no StatefulSet {name} to deploy with {replicas} replicas"))?;
+    manifest.object.data["spec"]["replicas"] = replicas.into();
+    Ok(())
 }
 
 /// Resolves kinds through discovery once per kind.
@@ -226,6 +258,17 @@ spec:
             parse(STATEFULSET).unwrap().into_iter().map(|object| Manifest { file: "x.yaml".into(), object }).collect();
         let found: Vec<String> = images(&manifests).into_iter().collect();
         assert_eq!(found, ["busybox:1", "stateproof/zookeeper:3.8"]);
+    }
+
+    #[test]
+    fn images_are_renamed_where_containers_name_them() {
+        let mut manifests: Vec<Manifest> =
+            parse(STATEFULSET).unwrap().into_iter().map(|object| Manifest { file: "x.yaml".into(), object }).collect();
+        rewrite_images(&mut manifests, |image| {
+            image.starts_with("stateproof/").then(|| format!("localhost:5001/{image}"))
+        });
+        let found: Vec<String> = images(&manifests).into_iter().collect();
+        assert_eq!(found, ["busybox:1", "localhost:5001/stateproof/zookeeper:3.8"]);
     }
 
     #[test]

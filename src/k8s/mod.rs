@@ -8,6 +8,7 @@ pub mod evict;
 pub mod exec;
 pub mod namespace;
 pub mod portforward;
+pub mod statefulset;
 
 /// The field manager of every server-side apply stateproof makes.
 pub const FIELD_MANAGER: &str = "stateproof";

@@ -59,6 +59,11 @@ pub async fn delete(client: &Client, name: &str, timeout: Duration) -> Result<()
     Ok(())
 }
 
+/// Whether the namespace still exists (a deleted one may linger, terminating).
+pub async fn exists(client: &Client, name: &str) -> Result<bool> {
+    Ok(Api::<Namespace>::all(client.clone()).get_opt(name).await?.is_some())
+}
+
 pub async fn mark_kept(client: &Client, name: &str) -> Result<()> {
     let patch = serde_json::json!({ "metadata": { "annotations": { KEPT_ANNOTATION: "true" } } });
     Api::<Namespace>::all(client.clone())

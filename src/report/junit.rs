@@ -51,6 +51,9 @@ fn test_case(suite: &str, result: &TestResult) -> TestCase {
     if let Some(dir) = &result.diagnostics {
         case.add_property(("diagnostics", dir.display().to_string().as_str()));
     }
+    for (name, value) in &result.properties {
+        case.add_property((name.as_str(), value.as_str()));
+    }
     if let Outcome::PassedWithFindings(findings) = &result.outcome {
         case.add_property(("finding", first_line(findings).as_str()));
         case.set_system_out(format!(
@@ -88,6 +91,7 @@ mod tests {
             duration: Duration::from_millis(1500),
             waited: Duration::from_millis(1200),
             diagnostics: None,
+            properties: Vec::new(),
         }
     }
 

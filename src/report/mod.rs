@@ -31,4 +31,6 @@ pub struct TestResult {
     /// Of `duration`, the time spent waiting on the cluster.
     pub waited: Duration,
     pub diagnostics: Option<PathBuf>,
+    /// Figures the test measured and where its history is, by name.
+    pub properties: Vec<(String, String)>,
 }

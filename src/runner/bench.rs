@@ -6,13 +6,15 @@
 
 use super::env::{Readiness, SuiteEnv};
 use super::steps::create_topic;
-use crate::checks::delivery::SendOutcome;
 use crate::cluster::Cluster;
+use crate::cluster::forge::Forged;
+use crate::history::SendOutcome;
 use crate::k8s::exec;
 use crate::settings::Settings;
 use crate::suite::{self, Acks};
-use crate::systems::kafka::Kafka;
+use crate::systems::{Log, Produce};
 use anyhow::{Context, Result, anyhow, bail};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -66,10 +68,11 @@ fn parse_args() -> Result<Args> {
 async fn run(args: Args) -> Result<()> {
     let settings = Settings::from_env().map_err(|why| anyhow!(why))?;
     let file = settings.suites_dir.join("kafka.yaml");
-    let loaded = suite::load(&file, &settings).map_err(|error| anyhow!("{error}"))?;
-    let cluster = Arc::new(Cluster::provide(&settings, &loaded.suite.cluster).await?);
+    let loaded = suite::load(&file, &settings, None).map_err(|error| anyhow!("{error}"))?;
+    let forged = Forged::ask(&settings).await?;
+    let cluster = Arc::new(Cluster::provide(&settings, &loaded.suite.cluster, &forged).await?);
     let run_id = format!("bench-{}", std::process::id());
-    let outcome = match SuiteEnv::prepare(&loaded, &settings, cluster.clone(), &run_id).await? {
+    let outcome = match SuiteEnv::prepare(&loaded, cluster.clone(), &run_id).await? {
         Readiness::Unavailable(why) => Err(anyhow!("the Kafka fixture cannot run here: {why}")),
         Readiness::Ready(env) => {
             let measured = measure(&env, &args).await;
@@ -83,17 +86,19 @@ async fn run(args: Args) -> Result<()> {
 
 async fn measure(env: &SuiteEnv, args: &Args) -> Result<()> {
     env.deploy().await?;
-    let kafka = env.adapter.kafka()?;
+    let kafka = env.system.log().context("the kafka suite's adapter has no log")?;
+    let topics = env.system.replicated_log().context("the kafka suite's adapter has no topics")?;
     let replicas = env.replicas().await?;
+    let defaults = &env.suite.defaults;
     let mut rates = Rates::default();
     for round in 1..=args.rounds {
         eprintln!("kafka-bench: round {round}/{}: {} messages each way", args.rounds, args.messages);
         let topic = format!("bench-harness-{round}");
-        create_topic(kafka, replicas, &topic, 3, 3).await?;
+        create_topic(topics, replicas, &topic, (3, 3), defaults).await?;
         rates.harness_produce.push(harness_produce(kafka, &topic, args.messages).await?);
         rates.harness_consume.push(harness_consume(kafka, &topic, args.messages).await?);
         let topic = format!("bench-tools-{round}");
-        create_topic(kafka, replicas, &topic, 3, 3).await?;
+        create_topic(topics, replicas, &topic, (3, 3), defaults).await?;
         rates.tool_produce.push(tool_produce(env, &topic, args.messages).await?);
         rates.tool_consume.push(tool_consume(env, &topic, args.messages).await?);
         eprintln!(
@@ -108,11 +113,12 @@ async fn measure(env: &SuiteEnv, args: &Args) -> Result<()> {
     Ok(())
 }
 
-async fn harness_produce(kafka: &Kafka, topic: &str, messages: u64) -> Result<f64> {
+async fn harness_produce(kafka: &dyn Log, topic: &str, messages: u64) -> Result<f64> {
     let started = Instant::now();
-    let outcomes = kafka.produce(0, topic, Acks::All, 0, messages).await?.finish().await?;
+    let produce = Produce { topic, via: Some(0), acks: Acks::All, first: 0, count: messages };
+    let sends = kafka.produce(produce).await?;
     let elapsed = started.elapsed().as_secs_f64();
-    let acked = outcomes.iter().filter(|(_, outcome)| matches!(outcome, SendOutcome::Acked { .. })).count();
+    let acked = sends.iter().filter(|send| matches!(send.outcome, SendOutcome::Acked { .. })).count();
     if acked as u64 != messages {
         bail!("the harness producer had {acked} of {messages} messages acknowledged");
     }
@@ -121,8 +127,8 @@ async fn harness_produce(kafka: &Kafka, topic: &str, messages: u64) -> Result<f6
 
 /// The fetch rate, as the consumer perf test's `fetch.nMsg.sec`: without
 /// the lookups that precede fetching (for the tool, its group join).
-async fn harness_consume(kafka: &Kafka, topic: &str, messages: u64) -> Result<f64> {
-    let reading = kafka.consume(1, topic, READ_TIMEOUT).await?;
+async fn harness_consume(kafka: &dyn Log, topic: &str, messages: u64) -> Result<f64> {
+    let reading = kafka.read(topic, Some(1), &BTreeMap::new(), READ_TIMEOUT).await?;
     let read = reading.records.len();
     if read as u64 != messages {
         bail!("the harness consumer read {read} of {messages} messages");
@@ -171,7 +177,7 @@ async fn tool_consume(env: &SuiteEnv, topic: &str, messages: u64) -> Result<f64>
 
 /// Runs a tool in the first broker's container; its output if it succeeded.
 async fn in_broker(env: &SuiteEnv, command: &[&str]) -> Result<String> {
-    exec::exec_ok(&env.members.pods, &env.members.pod(0), &env.suite.params.container, command).await
+    exec::exec_ok(&env.members.pods, &env.members.pod(0), &env.suite.members.container, command).await
 }
 
 /// The rate from the perf test's final line:

@@ -1,24 +1,26 @@
 //! A suite's environment: its namespace on the cluster, the fixture applied
 //! in it, and the system adapter that talks to the members.
 
+use crate::checks::members;
 use crate::cluster::Cluster;
-use crate::cluster::local_volumes::{self, LocalVolumesSpec};
+use crate::cluster::local_volumes;
 use crate::k8s::apply::{self, Applier, Manifest};
-use crate::k8s::conditions::statefulset_rolled_out;
+use crate::k8s::conditions::{restart_count, statefulset_rolled_out};
 use crate::k8s::namespace;
-use crate::settings::Settings;
+use crate::suite::fixture::LocalVolumesSpec;
 use crate::suite::{LoadedSuite, Suite};
-use crate::systems::{Adapter, Members};
+use crate::systems::{Members, System, SystemKind};
 use crate::wait::{self, Probe};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
+use kube::api::{Api, LogParams};
 use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
 
 const NAMESPACE_DELETE_TIMEOUT: Duration = Duration::from_secs(180);
+const PREVIOUS_LOG_LINES: i64 = 15;
 
 pub struct SuiteEnv {
     pub suite: Suite,
@@ -26,9 +28,9 @@ pub struct SuiteEnv {
     pub namespace: String,
     pub manifests: Vec<Manifest>,
     pub members: Members,
-    pub adapter: Adapter,
+    pub system: Box<dyn System>,
     pub sets: Api<StatefulSet>,
-    /// The node setup the fixture asks for.
+    /// The node setup the fixture asks for, its StorageClass made the suite's own.
     pub local_volumes: Option<LocalVolumesSpec>,
 }
 
@@ -39,40 +41,35 @@ pub enum Readiness {
 }
 
 impl SuiteEnv {
-    /// Everything but the deployment: manifests read, images provided, the
-    /// namespace created. The caller owns the namespace from here on.
-    pub async fn prepare(
-        loaded: &LoadedSuite,
-        settings: &Settings,
-        cluster: Arc<Cluster>,
-        run: &str,
-    ) -> Result<Readiness> {
+    /// Everything but the deployment: images provided, the namespace
+    /// created. The caller owns the namespace from here on.
+    pub async fn prepare(loaded: &LoadedSuite, cluster: Arc<Cluster>, run: &str) -> Result<Readiness> {
         let suite = loaded.suite.clone();
-        let folders: Vec<_> = suite.fixture.iter().map(|name| settings.fixture_dir(name)).collect();
-        let mut manifests = Vec::new();
-        for folder in &folders {
-            manifests.extend(apply::read_dir(folder)?);
-        }
+        let mut manifests = loaded.fixture.manifests.clone();
         let images: Vec<String> = apply::images(&manifests).into_iter().collect();
-        let missing = cluster.provide_images(&images).await?;
-        if !missing.is_empty() {
-            return Ok(Readiness::Unavailable(format!(
-                "image(s) {} cannot be had: not in the local Docker engine, and `docker pull` failed",
-                missing.join(", ")
-            )));
+        let unavailable = cluster.provide_images(&images, &loaded.fixture.external_images).await?;
+        if !unavailable.is_empty() {
+            return Ok(Readiness::Unavailable(unavailable.join("; ")));
         }
-        let namespace = namespace_name(&suite.name);
-        let local_volumes = take_local_volumes(&mut manifests, &namespace)?;
+        cluster.use_provided_images(&mut manifests);
+        let namespace = namespace_name(&loaded.label());
+        let local_volumes = loaded.fixture.local_volumes.clone().map(|mut spec| {
+            // The suite's own class, so that suites side by side never bind each other's volumes.
+            let own_class = format!("{}-{namespace}", spec.storage_class);
+            apply::rename_storage_class(&mut manifests, &spec.storage_class, &own_class);
+            spec.storage_class = own_class;
+            spec
+        });
         if let Some(replicas) = suite.deploy.replicas {
-            set_replicas(&mut manifests, &suite.params.statefulset, replicas)?;
+            apply::set_replicas(&mut manifests, &suite.members.statefulset, replicas)?;
         }
         let pods = Api::<Pod>::namespaced(cluster.client.clone(), &namespace);
-        let members =
-            Members { pods, statefulset: suite.params.statefulset.clone(), client_port: suite.params.client_port };
-        let adapter = Adapter::new(suite.system, &members, suite.params.front.clone())?;
+        let members = Members { pods, statefulset: suite.members.statefulset.clone() };
+        let kind = SystemKind::named(&suite.system).with_context(|| format!("unknown system {}", suite.system))?;
+        let system = (kind.build)(&members, &suite.params)?;
         namespace::create(&cluster.client, &namespace, run).await?;
         let env = SuiteEnv {
-            adapter,
+            system,
             sets: Api::namespaced(cluster.client.clone(), &namespace),
             local_volumes,
             suite,
@@ -81,8 +78,12 @@ impl SuiteEnv {
             manifests,
             members,
         };
-        let shown: Vec<_> = folders.iter().map(|folder| folder.display().to_string()).collect();
-        eprintln!("stateproof: [{}] applying {} in namespace {}", env.suite.name, shown.join(" + "), env.namespace);
+        eprintln!(
+            "stateproof: [{}] applying {} in namespace {}",
+            loaded.label(),
+            env.suite.fixture.join(" + "),
+            env.namespace
+        );
         Ok(Readiness::Ready(Box::new(env)))
     }
 
@@ -104,7 +105,7 @@ impl SuiteEnv {
         if !self.suite.deploy.wait_ready {
             return Ok(());
         }
-        self.wait_ready(self.suite.params.ready_timeout()).await.context("the fixture never became ready")
+        self.wait_ready(self.suite.defaults.ready_timeout).await.context("the fixture never became ready")
     }
 
     pub async fn apply(&self) -> Result<()> {
@@ -112,7 +113,7 @@ impl SuiteEnv {
     }
 
     pub async fn replicas(&self) -> Result<u32> {
-        let set = self.sets.get(&self.suite.params.statefulset).await?;
+        let set = self.sets.get(&self.suite.members.statefulset).await?;
         Ok(set.spec.and_then(|spec| spec.replicas).unwrap_or(1).max(0) as u32)
     }
 
@@ -123,7 +124,7 @@ impl SuiteEnv {
         let replicas = self.replicas().await?;
         let remaining = timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(30));
         wait::until(&format!("{} members to report a healthy ensemble", replicas), remaining, || async {
-            Ok(match self.adapter.health(replicas).await? {
+            Ok(match self.system.health(replicas).await? {
                 Ok(()) => Probe::Done(()),
                 Err(why) => Probe::Pending(why),
             })
@@ -132,19 +133,58 @@ impl SuiteEnv {
         Ok(())
     }
 
-    /// The StatefulSet under test has every replica ready, at its current revision.
-    pub async fn wait_rolled_out(&self, timeout: Duration) -> Result<(), wait::TimedOut> {
-        let name = &self.suite.params.statefulset;
-        wait::until(&format!("StatefulSet {name} to roll out"), timeout, || async {
-            Ok(match self.sets.get_opt(name).await? {
-                None => Probe::Pending("does not exist".into()),
-                Some(set) => match statefulset_rolled_out(&set) {
-                    Ok(()) => Probe::Done(()),
-                    Err(missing) => Probe::Pending(missing),
-                },
-            })
+    /// The StatefulSet under test has every replica ready, at its current
+    /// revision. A member that will not come up by waiting (refused by the
+    /// scheduler, crash looping) ends the wait at once; either way the
+    /// failure says what each member does.
+    pub async fn wait_rolled_out(&self, timeout: Duration) -> Result<()> {
+        let name = &self.suite.members.statefulset;
+        let waited = wait::until(&format!("StatefulSet {name} to roll out"), timeout, || async {
+            let Some(set) = self.sets.get_opt(name).await? else { return Ok(Probe::Pending("does not exist".into())) };
+            let Err(missing) = statefulset_rolled_out(&set) else { return Ok(Probe::Done(())) };
+            let now = chrono::Utc::now();
+            for member in 0..self.replicas().await? {
+                let pod = self.members.pod(member);
+                let found = self.members.pods.get_opt(&pod).await?;
+                let container = &self.suite.members.container;
+                if let Some(why) = found.and_then(|found| members::permanent(&pod, &found, container, now)) {
+                    return Ok(Probe::Never(why));
+                }
+            }
+            Ok(Probe::Pending(missing))
         })
-        .await
+        .await;
+        match waited {
+            Ok(()) => Ok(()),
+            Err(unmet) => bail!("{unmet}\n{}", self.members_report().await?),
+        }
+    }
+
+    /// What each member is doing, with the previous logs of those restarted.
+    pub async fn members_report(&self) -> Result<String> {
+        let container = &self.suite.members.container;
+        let mut report = Vec::new();
+        for member in 0..self.replicas().await? {
+            let name = self.members.pod(member);
+            let pod = self.members.pods.get_opt(&name).await?;
+            report.push(members::describe(&name, pod.as_ref(), container));
+            if pod.as_ref().is_some_and(|pod| restart_count(pod, container) > 0) {
+                let params = LogParams {
+                    container: Some(container.clone()),
+                    previous: true,
+                    tail_lines: Some(PREVIOUS_LOG_LINES),
+                    ..Default::default()
+                };
+                match self.members.pods.logs(&name, &params).await {
+                    Ok(logs) => report.push(format!(
+                        "  previous logs of {name} (last {PREVIOUS_LOG_LINES} lines):\n{}",
+                        indent(&logs)
+                    )),
+                    Err(error) => report.push(format!("  no previous logs of {name}: {error}")),
+                }
+            }
+        }
+        Ok(report.join("\n"))
     }
 
     pub async fn teardown(&self, keep: bool) -> Result<()> {
@@ -160,56 +200,13 @@ impl SuiteEnv {
             }
             Err(error) => Err(error),
         };
-        cluster_scoped.and(local_volumes::reap(&self.cluster, &self.namespace).await)
+        let reaped = local_volumes::reap(&self.cluster, &self.namespace).await;
+        cluster_scoped.and(reaped)
     }
 }
 
-/// Takes the fixture's `LocalVolumes` object (stateproof's, not the API
-/// server's) out of the manifests, and checks that its volumes can hold what
-/// the StatefulSets' claims of its StorageClass ask. The StorageClass gets
-/// the suite's namespace in its name, in the spec and in the claims that use
-/// it, so that suites running side by side never bind each other's volumes.
-fn take_local_volumes(manifests: &mut Vec<Manifest>, namespace: &str) -> Result<Option<LocalVolumesSpec>> {
-    let is_ours =
-        |manifest: &Manifest| {
-            manifest.object.types.as_ref().is_some_and(|types| {
-                types.api_version == local_volumes::API_VERSION && types.kind == local_volumes::KIND
-            })
-        };
-    let (ours, theirs): (Vec<Manifest>, Vec<Manifest>) = std::mem::take(manifests).into_iter().partition(is_ours);
-    *manifests = theirs;
-    let Some(found) = ours.first() else { return Ok(None) };
-    if ours.len() > 1 {
-        bail!("the fixture holds {} LocalVolumes objects; one is supported", ours.len());
-    }
-    let mut spec = LocalVolumesSpec::from_object(&found.object.data)
-        .with_context(|| format!("{}: LocalVolumes", found.file.display()))?;
-    let claims = apply::claim_requests(manifests, &spec.storage_class);
-    let refused = spec.unsatisfiable(&claims)?;
-    if !refused.is_empty() {
-        bail!(
-            "{}: claim template(s) {} of StorageClass {} ask more than the largest local volume: they would stay Pending",
-            found.file.display(),
-            refused.join(", "),
-            spec.storage_class
-        );
-    }
-    let own_class = format!("{}-{namespace}", spec.storage_class);
-    apply::rename_storage_class(manifests, &spec.storage_class, &own_class);
-    spec.storage_class = own_class;
-    Ok(Some(spec))
-}
-
-/// Sets the replicas of the StatefulSet `name` among the manifests.
-fn set_replicas(manifests: &mut [Manifest], name: &str, replicas: u32) -> Result<()> {
-    let found = manifests.iter_mut().find(|manifest| {
-        manifest.object.types.as_ref().is_some_and(|types| types.kind == "StatefulSet")
-            && manifest.object.metadata.name.as_deref() == Some(name)
-    });
-    let manifest =
-        found.with_context(|| format!("the fixture has no StatefulSet {name} to deploy with {replicas} replicas"))?;
-    manifest.object.data["spec"]["replicas"] = replicas.into();
-    Ok(())
+fn indent(text: &str) -> String {
+    text.lines().map(|line| format!("    {line}")).collect::<Vec<_>>().join("\n")
 }
 
 /// `sp-<suite>-<5 letters>`: letters only, because some systems derive peer
@@ -218,63 +215,13 @@ fn namespace_name(suite: &str) -> String {
     let mut rng = rand::rng();
     let suffix: String = (0..5).map(|_| rng.random_range(b'a'..=b'z') as char).collect();
     let base: String = suite.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-    format!("sp-{}-{suffix}", base.trim_matches('-').chars().take(40).collect::<String>())
+    let base: String = base.trim_matches('-').chars().take(40).collect();
+    format!("sp-{}-{suffix}", base.trim_end_matches('-'))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{namespace_name, set_replicas, take_local_volumes};
-    use crate::k8s::apply::{Manifest, parse};
-
-    fn manifests(journal_request: &str) -> Vec<Manifest> {
-        let text = format!(
-            r#"
-apiVersion: stateproof.io/v1
-kind: LocalVolumes
-metadata: {{name: disks}}
-spec:
-  storageClass: fast-local
-  nodeLabel: {{fast: "yes"}}
-  nodes: 2
-  volumes: [{{name: journal, capacity: 12Gi}}]
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {{name: bookie}}
-spec:
-  replicas: 2
-  volumeClaimTemplates:
-    - metadata: {{name: journal-disk}}
-      spec: {{storageClassName: fast-local, resources: {{requests: {{storage: {journal_request}}}}}}}
-"#
-        );
-        parse(&text).unwrap().into_iter().map(|object| Manifest { file: "f/bookies.yaml".into(), object }).collect()
-    }
-
-    #[test]
-    fn local_volumes_are_taken_out_and_their_class_made_the_suites_own() {
-        let mut found = manifests("12Gi");
-        let spec = take_local_volumes(&mut found, "sp-x").unwrap().unwrap();
-        assert_eq!(spec.storage_class, "fast-local-sp-x");
-        assert_eq!(found.len(), 1, "the LocalVolumes object is not applied");
-        let class = &found[0].object.data["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"];
-        assert_eq!(class, "fast-local-sp-x");
-    }
-
-    #[test]
-    fn a_claim_larger_than_the_volumes_is_refused_by_name() {
-        let error = take_local_volumes(&mut manifests("13Gi"), "sp-x").unwrap_err();
-        let text = format!("{error:#}");
-        assert!(text.contains("f/bookies.yaml") && text.contains("journal-disk (13Gi)"), "{text}");
-    }
-
-    #[test]
-    fn replicas_are_set_on_the_named_statefulset_only() {
-        let mut found = manifests("1Gi");
-        set_replicas(&mut found, "bookie", 3).unwrap();
-        assert_eq!(found[1].object.data["spec"]["replicas"], 3);
-        assert!(set_replicas(&mut found, "zk", 3).is_err());
-    }
+    use super::namespace_name;
 
     #[test]
     fn namespace_names_are_valid_and_distinct() {
@@ -282,5 +229,7 @@ spec:
         assert!(a.starts_with("sp-zookeeper-suite-"), "{a}");
         assert_ne!(a, b);
         assert!(a.len() <= 63 && a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        let variant = namespace_name("kafka[kafka@emptydir]");
+        assert!(variant.starts_with("sp-kafka-kafka-emptydir-"), "{variant}");
     }
 }

@@ -1,27 +1,44 @@
 //! The e2e harness behind `cargo test --test e2e` and the `stateproof`
-//! binary: standard libtest flags, one trial per test of every suite file.
+//! binary: standard libtest flags, one trial per test of every suite file
+//! (in the self-check, of every suite against each fixture variant that says
+//! what it must fail). Before the trials, the forge builds what the selected
+//! suites need; after them, the run tears down what it made and accounts
+//! for anything it could not.
 
 use super::env::{Readiness, SuiteEnv};
-use super::schedule::ClusterGate;
+use super::finish;
+use super::schedule::{Admission, ClusterGate, memory_requested};
 use super::steps::TestRun;
-use crate::cluster::{Cluster, local_volumes};
-use crate::faults::ledger::{self, Ledger};
-use crate::k8s::namespace;
-use crate::report::{Outcome, TestResult, diagnostics, junit, summary};
+use super::verdict;
+use crate::cluster::Cluster;
+use crate::cluster::forge::{self, Forged, NODE_IMAGE_STAGE};
+use crate::faults::ledger::Ledger;
+use crate::k8s::apply;
+use crate::report::{Outcome, TestResult, diagnostics};
 use crate::settings::{ClusterChoice, Settings};
-use crate::suite::{self, Expectation, LoadError, LoadedSuite};
+use crate::suite::{self, LoadError, LoadedSuite, Variant};
 use crate::wait;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, oneshot};
+
+/// Which tests a run is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every suite against its fixtures.
+    Conformance,
+    /// Every suite against each fixture variant that names it: the variant's
+    /// failures are required, and nothing else may fail.
+    SelfCheck,
+}
 
 /// A suite's environment once its first test has asked for it.
-enum EnvState {
+pub(super) enum EnvState {
     Ready(Box<SuiteEnv>),
     Unavailable(String),
     /// Its last selected test has run and it is torn down.
@@ -34,32 +51,40 @@ enum EnvState {
     },
 }
 
-struct SuiteSlot {
-    loaded: LoadedSuite,
-    env: tokio::sync::Mutex<Option<EnvState>>,
-    /// Selected tests of the suite not yet run: at zero its environment is
-    /// torn down, so that it holds no nodes and volumes while others run.
-    remaining: AtomicUsize,
+pub(super) struct SuiteSlot {
+    pub loaded: LoadedSuite,
+    pub env: tokio::sync::Mutex<Option<EnvState>>,
 }
 
 /// A cluster brought up on first use, or why it could not be.
 type ClusterCell = OnceCell<Result<Arc<Cluster>, String>>;
 
-struct Shared {
-    settings: Settings,
-    run: String,
-    runtime: Runtime,
-    clusters: Mutex<HashMap<String, Arc<ClusterCell>>>,
-    suites: Vec<SuiteSlot>,
-    gate: ClusterGate,
-    ledger: Ledger,
-    results: Mutex<Vec<TestResult>>,
-    running: Mutex<HashMap<String, (String, PathBuf, Instant)>>,
-    namespaces: Mutex<Vec<(Arc<Cluster>, String)>>,
+pub(super) struct Shared {
+    pub settings: Settings,
+    pub run: String,
+    pub runtime: Runtime,
+    pub forged: Forged,
+    /// Why the forge could not build what the run needs, if it could not.
+    pub unbuilt: Mutex<Option<String>>,
+    pub clusters: Mutex<HashMap<String, Arc<ClusterCell>>>,
+    pub suites: Vec<SuiteSlot>,
+    pub gate: ClusterGate,
+    pub admission: Admission,
+    pub ledger: Ledger,
+    pub results: Mutex<Vec<TestResult>>,
+    pub running: Mutex<HashMap<String, (String, PathBuf, Instant)>>,
+    /// Every namespace this run made, with its cluster: for the clean-up of
+    /// an interrupt, and the last look for leftovers.
+    pub namespaces: Mutex<Vec<(Arc<Cluster>, String)>>,
+    /// Failures outside any test (teardown, leftovers): they fail the run.
+    pub run_failures: AtomicUsize,
 }
 
 pub fn main() -> ! {
-    let args = Arguments::from_args();
+    run(Mode::Conformance, Arguments::from_args())
+}
+
+pub fn run(mode: Mode, args: Arguments) -> ! {
     // kube uses rustls; pin the process-wide provider before any TLS use.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let run = run_id();
@@ -67,59 +92,75 @@ pub fn main() -> ! {
         Ok(settings) => settings,
         Err(why) => refuse_run(&run, &why),
     };
-    let (suites, load_errors) = discover(&settings);
+    let (suites, load_errors) = discover(&settings, mode);
     // The pulsar client's futures are deep; 2 MiB stacks overflow in debug builds.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(16 << 20)
         .build()
         .expect("tokio runtime");
+    let forged = match runtime.block_on(Forged::ask(&settings)) {
+        Ok(forged) => forged,
+        Err(error) => refuse_run(&run, &format!("{error:#}")),
+    };
     let shared = Arc::new(Shared {
-        settings,
         run,
         runtime,
+        forged,
+        unbuilt: Mutex::default(),
         clusters: Mutex::default(),
-        suites: suites
-            .into_iter()
-            .map(|loaded| SuiteSlot { loaded, env: tokio::sync::Mutex::new(None), remaining: AtomicUsize::new(0) })
-            .collect(),
+        admission: Admission::new(settings.parallel_suites, settings.memory_budget_mib),
+        settings,
+        suites: suites.into_iter().map(|loaded| SuiteSlot { loaded, env: tokio::sync::Mutex::new(None) }).collect(),
         gate: ClusterGate::default(),
         ledger: Ledger::default(),
         results: Mutex::default(),
         running: Mutex::default(),
         namespaces: Mutex::default(),
+        run_failures: AtomicUsize::new(0),
     });
+    let (tests, waiting) = test_trials(&shared);
     let mut trials = load_error_trials(&shared, load_errors);
-    trials.extend(test_trials(&shared));
+    trials.extend(tests);
     let unmatched_filter = unmatched_filter(&args, &trials);
-    count_selected(&shared, &args, &trials);
     if args.list {
         libtest_mimic::run(&args, trials).exit();
     }
-    watch_for_interrupt(&shared);
+    let plan = plan(&args, &trials, waiting);
+    finish::watch_for_interrupt(&shared);
+    build_what_is_needed(&shared, &plan);
+    let scheduler = start(&shared, plan);
+    // Every trial only waits for its result: as many threads as trials, so
+    // that each is reported as soon as the scheduler has it.
+    let args = Arguments { test_threads: Some(trials.len().max(1)), ..args };
     let conclusion = libtest_mimic::run(&args, trials);
+    let _ = shared.runtime.block_on(scheduler);
     if let Some(filter) = &unmatched_filter {
         let why = format!("no test matches '{filter}'; `cargo test --test e2e -- --list` shows them");
         eprintln!("stateproof: {why}");
-        record(&shared, run_failure(&shared.settings.suites_dir, "select", why));
+        record_run_failure(&shared, "select", why);
     }
-    finish(&shared);
-    if unmatched_filter.is_some() {
-        std::process::exit(101);
-    }
-    conclusion.exit()
+    finish::finish(&shared);
+    let failed = conclusion.has_failed() || shared.run_failures.load(Ordering::SeqCst) > 0;
+    std::process::exit(if failed { 101 } else { 0 })
 }
 
 /// A failure of the run as a whole, reported as a test of its own.
-fn run_failure(file: &std::path::Path, test: &str, why: String) -> TestResult {
+pub(super) fn record_run_failure(shared: &Shared, test: &str, why: String) {
+    shared.run_failures.fetch_add(1, Ordering::SeqCst);
+    record(shared, run_failure(&shared.settings.suites_dir, "stateproof", test, why));
+}
+
+pub(super) fn run_failure(file: &std::path::Path, suite: &str, test: &str, why: String) -> TestResult {
     TestResult {
-        suite: "stateproof".into(),
+        suite: suite.into(),
         suite_file: file.to_path_buf(),
         test: test.into(),
         outcome: Outcome::Failed(why),
         duration: Duration::ZERO,
         waited: Duration::ZERO,
         diagnostics: None,
+        properties: Vec::new(),
     }
 }
 
@@ -127,8 +168,8 @@ fn run_failure(file: &std::path::Path, test: &str, why: String) -> TestResult {
 fn refuse_run(run: &str, why: &str) -> ! {
     eprintln!("stateproof: {why}");
     let junit = std::env::var("STATEPROOF_JUNIT").unwrap_or_else(|_| "target/stateproof/junit.xml".into());
-    let failure = run_failure("environment".as_ref(), "settings", why.into());
-    let _ = junit::write(std::path::Path::new(&junit), run, &[failure]);
+    let failure = run_failure("environment".as_ref(), "stateproof", "settings", why.into());
+    let _ = crate::report::junit::write(std::path::Path::new(&junit), run, &[failure]);
     std::process::exit(101);
 }
 
@@ -136,16 +177,48 @@ fn run_id() -> String {
     format!("{}-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S"), std::process::id())
 }
 
-fn discover(settings: &Settings) -> (Vec<LoadedSuite>, Vec<LoadError>) {
+/// The suites of the run: each file as it is, or in the self-check, each
+/// against every fixture variant that says what it must fail.
+fn discover(settings: &Settings, mode: Mode) -> (Vec<LoadedSuite>, Vec<LoadError>) {
     let files = match suite::discover(settings) {
         Ok(files) => files,
         Err(error) => return (Vec::new(), vec![error]),
     };
+    let variants = match mode {
+        Mode::Conformance => Vec::new(),
+        Mode::SelfCheck => match suite::variant::discover(&settings.fixtures_dir) {
+            Ok(variants) => variants.into_iter().filter(Variant::is_checked).collect(),
+            Err(error) => {
+                let message = format!("{error:#}");
+                return (Vec::new(), vec![LoadError { file: settings.fixtures_dir.clone(), message }]);
+            }
+        },
+    };
     let (mut loaded, mut errors) = (Vec::new(), Vec::new());
     for file in files {
-        match suite::load(&file, settings) {
-            Ok(suite) => loaded.push(suite),
-            Err(error) => errors.push(error),
+        let base = match suite::load(&file, settings, None) {
+            Ok(base) => base,
+            Err(error) => {
+                errors.push(error);
+                continue;
+            }
+        };
+        if mode == Mode::Conformance {
+            loaded.push(base);
+            continue;
+        }
+        for variant in variants.iter().filter(|variant| variant.must_fail.contains_key(&base.suite.name)) {
+            match suite::load(&file, settings, Some(variant)) {
+                Ok(suite) if suite.suite.fixture.contains(&variant.fixture) => loaded.push(suite),
+                Ok(suite) => errors.push(LoadError {
+                    file: variant.file.clone(),
+                    message: format!(
+                        "it names suite {}, whose fixtures do not include {}",
+                        suite.suite.name, variant.fixture
+                    ),
+                }),
+                Err(error) => errors.push(error),
+            }
         }
     }
     (loaded, errors)
@@ -161,44 +234,78 @@ fn load_error_trials(shared: &Arc<Shared>, errors: Vec<LoadError>) -> Vec<Trial>
             let shared = shared.clone();
             Trial::test(format!("{stem}::load"), move || {
                 let message = error.to_string();
-                record(
-                    &shared,
-                    TestResult {
-                        suite: stem.clone(),
-                        suite_file: error.file.clone(),
-                        test: "load".into(),
-                        outcome: Outcome::Failed(message.clone()),
-                        duration: Duration::ZERO,
-                        waited: Duration::ZERO,
-                        diagnostics: None,
-                    },
-                );
+                let mut failure = run_failure(&error.file, &stem, "load", message.clone());
+                failure.suite_file = error.file.clone();
+                record(&shared, failure);
                 Err(Failed::from(message))
             })
         })
         .collect()
 }
 
-fn test_trials(shared: &Arc<Shared>) -> Vec<Trial> {
+/// A test's result, as the scheduler sends it to the trial that reports it.
+type Report = oneshot::Sender<Outcome>;
+
+/// Per trial name: its suite, its test, and where its result goes.
+type Waiting = HashMap<String, (usize, usize, Report)>;
+
+/// One trial per test; each waits for the result the scheduler sends it.
+/// Returns the trials, and per trial name where its result goes.
+fn test_trials(shared: &Arc<Shared>) -> (Vec<Trial>, Waiting) {
     let mut trials = Vec::new();
+    let mut waiting = HashMap::new();
     for (suite_index, slot) in shared.suites.iter().enumerate() {
         for (test_index, test) in slot.loaded.suite.tests.iter().enumerate() {
-            let shared = shared.clone();
-            let name = format!("{}::{}", slot.loaded.suite.name, test.name);
-            trials.push(Trial::ignorable_test(name, move || run_trial(&shared, suite_index, test_index)));
+            let name = format!("{}::{}", slot.loaded.label(), test.name);
+            let (report, result) = oneshot::channel();
+            waiting.insert(name.clone(), (suite_index, test_index, report));
+            trials.push(Trial::ignorable_test(name, move || match result.blocking_recv() {
+                Ok(Outcome::Passed | Outcome::PassedWithFindings(_)) => Ok(Completion::Completed),
+                Ok(Outcome::Skipped(reason)) => Ok(Completion::ignored_with(reason)),
+                Ok(Outcome::Failed(message)) => Err(Failed::from(message)),
+                Err(_) => Err(Failed::from("the run ended before this test did")),
+            }));
         }
     }
-    trials
+    (trials, waiting)
 }
 
-/// How many of each suite's tests the filters select.
-fn count_selected(shared: &Shared, args: &Arguments, trials: &[Trial]) {
+/// The selected tests of each suite, in the suite's order.
+type Plan = BTreeMap<usize, Vec<(usize, Report)>>;
+
+fn plan(args: &Arguments, trials: &[Trial], mut waiting: Waiting) -> Plan {
+    let mut plan: Plan = BTreeMap::new();
     for trial in trials.iter().filter(|trial| !args.is_filtered_out(trial)) {
-        let suite = trial.name().split_once("::").map_or("", |(suite, _)| suite);
-        if let Some(slot) = shared.suites.iter().find(|slot| slot.loaded.suite.name == suite) {
-            slot.remaining.fetch_add(1, Ordering::SeqCst);
+        if let Some((suite, test, report)) = waiting.remove(trial.name()) {
+            plan.entry(suite).or_default().push((test, report));
         }
     }
+    for tests in plan.values_mut() {
+        tests.sort_by_key(|(test, _)| *test);
+    }
+    plan
+}
+
+/// Runs every planned suite as a task of its own, admitted when it fits.
+fn start(shared: &Arc<Shared>, plan: Plan) -> tokio::task::JoinHandle<()> {
+    let shared = shared.clone();
+    let handle = shared.runtime.handle().clone();
+    handle.spawn(async move {
+        let suites = plan.into_iter().map(|(suite, tests)| run_suite(shared.clone(), suite, tests));
+        futures::future::join_all(suites).await;
+    })
+}
+
+/// A suite's selected tests, one after another, then its teardown.
+async fn run_suite(shared: Arc<Shared>, suite_index: usize, tests: Vec<(usize, Report)>) {
+    let slot = &shared.suites[suite_index];
+    let weight = memory_requested(&slot.loaded.fixture.manifests);
+    let _admitted = shared.admission.admit(weight).await;
+    for (test_index, report) in tests {
+        let outcome = run_test(&shared, slot, test_index).await;
+        let _ = report.send(outcome);
+    }
+    finish::finish_suite(&shared, slot).await;
 }
 
 fn unmatched_filter(args: &Arguments, trials: &[Trial]) -> Option<String> {
@@ -206,69 +313,113 @@ fn unmatched_filter(args: &Arguments, trials: &[Trial]) -> Option<String> {
     trials.iter().all(|trial| args.is_filtered_out(trial)).then_some(filter)
 }
 
-fn run_trial(shared: &Arc<Shared>, suite_index: usize, test_index: usize) -> Result<Completion, Failed> {
-    let slot = &shared.suites[suite_index];
+/// Runs the forge for the images the selected suites need (and the node
+/// image of a kind cluster it will create), unless the user turned it off.
+fn build_what_is_needed(shared: &Shared, plan: &Plan) {
+    if !shared.settings.run_forge {
+        return;
+    }
+    let mut images: BTreeSet<String> = BTreeSet::new();
+    for suite in plan.keys() {
+        images.extend(apply::images(&shared.suites[*suite].loaded.fixture.manifests));
+    }
+    let mut stages = shared.forged.stages_for(images.iter().map(String::as_str));
+    if matches!(&shared.settings.cluster, ClusterChoice::Kind { node_image: None, .. }) && !images.is_empty() {
+        stages.insert(NODE_IMAGE_STAGE.to_string());
+    }
+    if stages.is_empty() {
+        return;
+    }
+    if let Err(error) = shared.runtime.block_on(forge::build(&shared.settings, &stages)) {
+        let why = format!("{error:#}");
+        eprintln!("stateproof: {why}");
+        *shared.unbuilt.lock().unwrap() = Some(why.clone());
+        record_run_failure(shared, "forge", why);
+    }
+}
+
+/// One test: it waits for its turn at the cluster, sets up its suite on
+/// first use, runs, and is recorded. A panic is a failed test like any other.
+async fn run_test(shared: &Arc<Shared>, slot: &SuiteSlot, test_index: usize) -> Outcome {
     let spec = &slot.loaded.suite.tests[test_index];
-    let label = format!("{}::{}", slot.loaded.suite.name, spec.name);
-    shared
-        .running
-        .lock()
-        .unwrap()
-        .insert(label.clone(), (slot.loaded.suite.name.clone(), slot.loaded.file.clone(), Instant::now()));
-    let ((outcome, started), waited) = shared.runtime.block_on(wait::measured(async {
+    let label = format!("{}::{}", slot.loaded.label(), spec.name);
+    let attempt = wait::measured(async {
         let _pass = shared.gate.enter(spec.disrupts).await;
-        let mut env = slot.env.lock().await;
         // The test's time starts once it may run, not while it queues.
         let started = Instant::now();
+        let entry = (slot.loaded.label(), slot.loaded.file.clone(), started);
+        shared.running.lock().unwrap().insert(label.clone(), entry);
+        let mut env = slot.env.lock().await;
         if env.is_none() {
             *env = Some(setup(shared, &slot.loaded).await);
         }
-        let outcome = match env.as_ref().expect("set above") {
-            EnvState::Unavailable(reason) => (Outcome::Skipped(reason.clone()), None),
-            EnvState::Failed { why, diagnostics, .. } => {
-                (Outcome::Failed(format!("suite setup failed: {why}")), diagnostics.clone())
-            }
-            EnvState::Ready(env) => execute(shared, env, spec).await,
-            EnvState::Finished => (Outcome::Failed("the suite's environment was already torn down".into()), None),
+        let ran = match env.as_ref().expect("set above") {
+            EnvState::Unavailable(reason) => Ran::outcome(Outcome::Skipped(reason.clone())),
+            EnvState::Failed { why, diagnostics, .. } => Ran {
+                outcome: Outcome::Failed(format!("suite setup failed: {why}")),
+                diagnostics: diagnostics.clone(),
+                properties: Vec::new(),
+            },
+            EnvState::Ready(env) => execute(shared, &slot.loaded, env, spec, &label).await,
+            EnvState::Finished => Ran::outcome(Outcome::Failed("the suite's environment was already torn down".into())),
         };
-        (outcome, started)
-    }));
+        (ran, started)
+    });
+    let fallback_start = Instant::now();
+    let ((ran, started), waited) = match verdict::unless_panicked(attempt).await {
+        Ok(done) => done,
+        Err(why) => ((Ran::outcome(Outcome::Failed(why)), fallback_start), Duration::ZERO),
+    };
     shared.running.lock().unwrap().remove(&label);
-    let (outcome, diagnostics) = outcome;
+    let outcome = match &slot.loaded.variant {
+        Some(variant) => {
+            let (required, allowed) = variant.expects(&slot.loaded.suite.name, &spec.name);
+            verdict::against_variant(ran.outcome, &variant.label(), required, allowed)
+        }
+        None => ran.outcome,
+    };
+    if let Outcome::PassedWithFindings(findings) = &outcome {
+        eprintln!("stateproof: {label} passed with a FINDING:\n{findings}");
+    }
     record(
         shared,
         TestResult {
-            suite: slot.loaded.suite.name.clone(),
+            suite: slot.loaded.label(),
             suite_file: slot.loaded.file.clone(),
             test: spec.name.clone(),
             outcome: outcome.clone(),
             duration: started.elapsed(),
             waited,
-            diagnostics,
+            diagnostics: ran.diagnostics,
+            properties: ran.properties,
         },
     );
-    // Outside the test's time: the suite's last test does not pay for its teardown.
-    if slot.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) == Ok(1) {
-        shared.runtime.block_on(async { finish_suite(shared, &mut *slot.env.lock().await).await });
-    }
-    match outcome {
-        Outcome::Passed => Ok(Completion::Completed),
-        Outcome::PassedWithFindings(findings) => {
-            eprintln!("stateproof: {label} passed with a FINDING:\n{findings}");
-            Ok(Completion::Completed)
-        }
-        Outcome::Skipped(reason) => Ok(Completion::ignored_with(reason)),
-        Outcome::Failed(message) => Err(Failed::from(message)),
+    outcome
+}
+
+/// What one test came to.
+struct Ran {
+    outcome: Outcome,
+    diagnostics: Option<PathBuf>,
+    properties: Vec<(String, String)>,
+}
+
+impl Ran {
+    fn outcome(outcome: Outcome) -> Self {
+        Ran { outcome, diagnostics: None, properties: Vec::new() }
     }
 }
 
 async fn setup(shared: &Shared, loaded: &LoadedSuite) -> EnvState {
     let failed = |why: String| EnvState::Failed { why, diagnostics: None, env: None };
+    if let Some(why) = shared.unbuilt.lock().unwrap().clone() {
+        return failed(why);
+    }
     let cluster = match cluster_for(shared, &loaded.suite.cluster).await {
         Ok(cluster) => cluster,
         Err(why) => return failed(why),
     };
-    let env = match SuiteEnv::prepare(loaded, &shared.settings, cluster.clone(), &shared.run).await {
+    let env = match SuiteEnv::prepare(loaded, cluster.clone(), &shared.run).await {
         Ok(Readiness::Ready(env)) => env,
         Ok(Readiness::Unavailable(reason)) => return EnvState::Unavailable(reason),
         Err(error) => return failed(format!("{error:#}")),
@@ -277,7 +428,7 @@ async fn setup(shared: &Shared, loaded: &LoadedSuite) -> EnvState {
     match env.deploy().await {
         Ok(()) => EnvState::Ready(env),
         Err(error) => {
-            let dir = diagnostics_dir(shared, &loaded.suite.name, "setup");
+            let dir = diagnostics_dir(shared, &loaded.label(), "setup");
             let diagnostics = diagnostics::capture(&env.cluster.client, &env.namespace, &dir).await;
             EnvState::Failed { why: format!("{error:#}"), diagnostics, env: Some(env) }
         }
@@ -298,166 +449,31 @@ async fn cluster_for(shared: &Shared, config: &str) -> Result<Arc<Cluster>, Stri
         {
             *name = format!("{name}-{config}");
         }
-        let cluster = Cluster::provide(&settings, config).await.map_err(|error| format!("{error:#}"))?;
-        reap_orphans(&cluster).await;
+        let cluster =
+            Cluster::provide(&settings, config, &shared.forged).await.map_err(|error| format!("{error:#}"))?;
+        finish::reap_orphans(&cluster).await;
         Ok(Arc::new(cluster))
     })
     .await
     .clone()
 }
 
-async fn reap_orphans(cluster: &Cluster) {
-    if let Ok(orphans) = namespace::orphans(&cluster.client).await {
-        for orphan in orphans {
-            eprintln!("stateproof: deleting namespace {orphan}, left by an interrupted run");
-            let _ = namespace::delete(&cluster.client, &orphan, Duration::ZERO).await;
-            let _ = local_volumes::reap(cluster, &orphan).await;
-        }
-    }
-}
-
-const EXPECTED_FAILURE_PASSED: &str =
-    "expected to fail (a known defect of the manifest), but every step passed: the defect did not show";
-
-async fn execute(shared: &Shared, env: &SuiteEnv, spec: &suite::TestSpec) -> (Outcome, Option<PathBuf>) {
-    let dir = diagnostics_dir(shared, &env.suite.name, &spec.name);
+async fn execute(shared: &Shared, loaded: &LoadedSuite, env: &SuiteEnv, spec: &suite::TestSpec, label: &str) -> Ran {
+    let dir = diagnostics_dir(shared, &loaded.label(), &spec.name);
     if env.suite.deploy.wait_ready
-        && let Err(error) = env.wait_ready(env.suite.params.ready_timeout()).await
+        && let Err(error) = env.wait_ready(env.suite.defaults.ready_timeout).await
     {
         let diagnostics = diagnostics::capture(&env.cluster.client, &env.namespace, &dir).await;
-        return (Outcome::Failed(format!("before the test, the fixture is not ready: {error:#}")), diagnostics);
+        let outcome = Outcome::Failed(format!("before the test, the fixture is not ready: {error:#}"));
+        return Ran { outcome, diagnostics, properties: Vec::new() };
     }
-    let report = TestRun::new(env, &shared.ledger, spec).run(spec, &dir).await;
-    if spec.expect == Expectation::Failure {
-        return match report.result {
-            Err(error) => (Outcome::PassedWithFindings(format!("failed as expected: {error:#}")), report.diagnostics),
-            Ok(()) => (Outcome::Failed(EXPECTED_FAILURE_PASSED.into()), report.diagnostics),
-        };
-    }
-    match report.result {
-        Ok(()) if report.findings.is_empty() => (Outcome::Passed, None),
-        Ok(()) => (Outcome::PassedWithFindings(report.findings.join("\n")), report.diagnostics),
-        Err(error) => (Outcome::Failed(format!("{error:#}")), report.diagnostics),
-    }
+    let report = TestRun::new(env, &shared.ledger, label.to_string()).run(spec, &dir).await;
+    let outcome = verdict::judge(spec, report.outcome, report.cleanup, report.findings);
+    let mut properties = report.properties;
+    properties.push(("history".into(), dir.join("history.jsonl").display().to_string()));
+    Ran { outcome, diagnostics: report.diagnostics, properties }
 }
 
-fn record(shared: &Shared, result: TestResult) {
+pub(super) fn record(shared: &Shared, result: TestResult) {
     shared.results.lock().unwrap().push(result);
-}
-
-/// Tears down, then writes the report and the summary.
-fn finish(shared: &Shared) {
-    shared.runtime.block_on(teardown(shared));
-    let results = shared.results.lock().unwrap().clone();
-    write_report(shared, &results);
-    if !results.is_empty() {
-        eprintln!("\n{}", summary::render(&results));
-    }
-}
-
-/// Tears a suite's environment down (once): its namespace, cluster-scoped
-/// objects and local volumes.
-async fn finish_suite(shared: &Shared, state: &mut Option<EnvState>) {
-    let env = match state.take() {
-        Some(EnvState::Ready(env)) | Some(EnvState::Failed { env: Some(env), .. }) => env,
-        other => {
-            *state = other;
-            return;
-        }
-    };
-    *state = Some(EnvState::Finished);
-    if let Err(error) = env.teardown(shared.settings.keep).await {
-        eprintln!("stateproof: tearing down {}: {error:#}", env.namespace);
-    }
-    shared.namespaces.lock().unwrap().retain(|(_, name)| *name != env.namespace);
-}
-
-async fn teardown(shared: &Shared) {
-    let keep = shared.settings.keep;
-    for slot in &shared.suites {
-        finish_suite(shared, &mut *slot.env.lock().await).await;
-    }
-    let clusters: Vec<_> = shared.clusters.lock().unwrap().values().cloned().collect();
-    for cell in clusters {
-        if let Some(Ok(cluster)) = cell.get()
-            && let Err(error) = cluster.finish(keep).await
-        {
-            eprintln!("stateproof: {error:#}");
-        }
-    }
-}
-
-fn write_report(shared: &Shared, results: &[TestResult]) {
-    let path = &shared.settings.junit_path;
-    match junit::write(path, &shared.run, results) {
-        Ok(()) => eprintln!("stateproof: JUnit report {}", path.display()),
-        Err(error) => eprintln!("stateproof: cannot write the JUnit report {}: {error}", path.display()),
-    }
-}
-
-/// Ctrl-C or SIGTERM: report the tests in flight as interrupted, delete what
-/// the run created (unless kept) and write the report before exiting.
-fn watch_for_interrupt(shared: &Arc<Shared>) {
-    let shared = shared.clone();
-    let handle = shared.runtime.handle().clone();
-    std::thread::spawn(move || {
-        handle.block_on(async {
-            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match terminate.as_mut() { Some(signal) => { signal.recv().await; } None => std::future::pending().await } } => {}
-            }
-        });
-        eprintln!("\nstateproof: interrupted; cleaning up (interrupt again to abandon the cleanup)");
-        let again = handle.clone();
-        std::thread::spawn(move || {
-            let _ = again.block_on(tokio::signal::ctrl_c());
-            eprintln!("stateproof: cleanup abandoned");
-            std::process::exit(130);
-        });
-        let running: Vec<_> = shared.running.lock().unwrap().drain().collect();
-        for (test, (suite, file, started)) in running {
-            record(
-                &shared,
-                TestResult {
-                    suite,
-                    suite_file: file,
-                    test: test.split_once("::").map_or(test.clone(), |(_, name)| name.to_string()),
-                    outcome: Outcome::Failed("interrupted".into()),
-                    duration: started.elapsed(),
-                    waited: Duration::ZERO,
-                    diagnostics: None,
-                },
-            );
-        }
-        let results = shared.results.lock().unwrap().clone();
-        write_report(&shared, &results);
-        handle.block_on(interrupt_cleanup(&shared));
-        std::process::exit(130);
-    });
-}
-
-/// The suite environments may be locked by tests in flight: delete their
-/// namespaces by name, then the cluster if this run created it.
-async fn interrupt_cleanup(shared: &Shared) {
-    let keep = shared.settings.keep;
-    for (cluster, fault) in shared.ledger.take(None, |_| true) {
-        eprintln!("stateproof: undoing {fault:?}");
-        let _ = ledger::undo(&cluster, &fault, Duration::from_secs(180)).await;
-    }
-    let namespaces = shared.namespaces.lock().unwrap().clone();
-    for (cluster, name) in namespaces {
-        let _ = if keep {
-            namespace::mark_kept(&cluster.client, &name).await
-        } else {
-            let _ = namespace::delete(&cluster.client, &name, Duration::from_secs(60)).await;
-            local_volumes::reap(&cluster, &name).await
-        };
-    }
-    let clusters: Vec<_> = shared.clusters.lock().unwrap().values().cloned().collect();
-    for cell in clusters {
-        if let Some(Ok(cluster)) = cell.get() {
-            let _ = cluster.finish(keep).await;
-        }
-    }
 }

@@ -4,9 +4,13 @@
 
 mod bench;
 mod env;
+mod finish;
 mod harness;
+mod recheck;
 mod schedule;
 mod steps;
+mod verdict;
 
 pub use bench::kafka_bench;
-pub use harness::main;
+pub use harness::{Mode, main, run};
+pub use recheck::recheck;

@@ -1,8 +1,12 @@
-//! Who may run at the same time. Tests of one suite share its fixture, so
-//! they run one at a time; a test that stops or drains nodes runs alone.
+//! Who may run at the same time. Suites run side by side, each in its own
+//! namespace, as many as the admission lets in (a bound on suites at once,
+//! and on the memory their pods request); the tests of one suite share its
+//! fixture and run one after another; a test that stops or drains nodes
+//! runs alone.
 
+use crate::k8s::apply::Manifest;
 use crate::suite::Disruption;
-use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, Semaphore, SemaphorePermit};
 
 #[derive(Default)]
 pub struct ClusterGate {
@@ -21,5 +25,86 @@ impl ClusterGate {
             Disruption::Suite => Pass { _shared: Some(self.lock.read().await), _exclusive: None },
             Disruption::Nodes => Pass { _shared: None, _exclusive: Some(self.lock.write().await) },
         }
+    }
+}
+
+/// How many suites may be deployed at once, and how much memory (MiB) their
+/// pods may request together.
+pub struct Admission {
+    suites: Semaphore,
+    memory: Semaphore,
+    budget: u32,
+}
+
+/// Held by a suite from its setup to its teardown.
+pub struct Admitted<'a> {
+    _suite: SemaphorePermit<'a>,
+    _memory: SemaphorePermit<'a>,
+}
+
+impl Admission {
+    pub fn new(suites: usize, memory_mib: u32) -> Self {
+        Admission {
+            suites: Semaphore::new(suites.max(1)),
+            memory: Semaphore::new(memory_mib as usize),
+            budget: memory_mib,
+        }
+    }
+
+    /// Waits until the suite fits; one larger than the whole budget runs
+    /// with the budget to itself.
+    pub async fn admit(&self, memory_mib: u32) -> Admitted<'_> {
+        let suite = self.suites.acquire().await.expect("the admission is never closed");
+        let memory = self.memory.acquire_many(memory_mib.clamp(1, self.budget.max(1))).await.expect("never closed");
+        Admitted { _suite: suite, _memory: memory }
+    }
+}
+
+/// The memory (MiB) a fixture's pods request: each pod template's
+/// containers, times its replicas.
+pub fn memory_requested(manifests: &[Manifest]) -> u32 {
+    let mut total = 0u128;
+    for manifest in manifests {
+        let data = &manifest.object.data;
+        let Some(template) = data["spec"]["template"]["spec"].as_object() else { continue };
+        let replicas = data["spec"]["replicas"].as_u64().unwrap_or(1) as u128;
+        let containers = template.get("containers").and_then(|containers| containers.as_array());
+        let per_pod: u128 = containers
+            .into_iter()
+            .flatten()
+            .filter_map(|container| container["resources"]["requests"]["memory"].as_str())
+            .filter_map(|quantity| crate::suite::fixture::bytes(quantity).ok())
+            .sum();
+        total += per_pod * replicas;
+    }
+    u32::try_from(total >> 20).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::k8s::apply::parse;
+
+    #[test]
+    fn the_memory_of_a_fixture_is_its_requests_times_replicas() {
+        let text = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: zk}\nspec:\n  replicas: 3\n  template:\n    \
+                    spec:\n      containers:\n        - {name: zk, resources: {requests: {memory: 384Mi}}}\n        \
+                    - {name: sidecar}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {}\n";
+        let manifests: Vec<Manifest> =
+            parse(text).unwrap().into_iter().map(|object| Manifest { file: "f.yaml".into(), object }).collect();
+        assert_eq!(memory_requested(&manifests), 3 * 384);
+    }
+
+    #[tokio::test]
+    async fn a_suite_waits_until_enough_memory_is_free() {
+        let admission = Admission::new(3, 1000);
+        let first = admission.admit(700).await;
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), admission.admit(400)).await;
+        assert!(waiting.is_err(), "700 + 400 exceed the budget of 1000");
+        drop(first);
+        let second = admission.admit(400).await;
+        drop(second);
+        let huge = tokio::time::timeout(std::time::Duration::from_millis(50), admission.admit(5000)).await;
+        assert!(huge.is_ok(), "alone, a suite larger than the budget runs");
     }
 }

@@ -1,5 +1,6 @@
-//! Executing one test: its steps in order, each a call into the adapter,
-//! the faults or the checkers; then undoing what the test did to nodes.
+//! Executing one test: its steps in order, each a call into the system
+//! adapter, the faults or the checkers, every one recorded in the test's
+//! history; then undoing what the test did to nodes and processes.
 
 mod log;
 mod members;
@@ -7,33 +8,26 @@ mod members;
 pub(super) use log::create_topic;
 
 use super::env::SuiteEnv;
-use crate::checks::delivery::History;
 use crate::checks::{placement, storage};
 use crate::faults::{
     self,
-    ledger::{self, Ledger, NodeFault},
+    ledger::{Fault, Ledger},
 };
+use crate::history::{self, Event, FaultEvent, FaultPhase, History, Phase, StepEvent};
 use crate::k8s::conditions::{node_ready_status, pod_ready, restart_count};
 use crate::k8s::evict::Eviction;
-use crate::k8s::exec;
+use crate::k8s::{exec, statefulset};
 use crate::report;
-use crate::suite::{DrainOutcome, Member, MemberRef, ProcessSignal, Step, TestSpec};
+use crate::suite::{Defaults, DrainOutcome, Member, MemberRef, OutputExpectation, ProcessSignal, Step, TestSpec};
 use crate::systems::Record;
-use crate::systems::kafka::Traffic;
 use crate::wait::{self, Probe};
 use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use kube::ResourceExt;
 use kube::api::Api;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-const CLIENT_RETRY: Duration = Duration::from_secs(60);
-const RESTART_TIMEOUT: Duration = Duration::from_secs(180);
-const NODE_TIMEOUT: Duration = Duration::from_secs(180);
-const DELETE_TIMEOUT: Duration = Duration::from_secs(330);
-const CONSUME_TIMEOUT: Duration = Duration::from_secs(180);
-const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What a test has observed and done so far.
 #[derive(Default)]
@@ -41,27 +35,33 @@ struct TestState {
     written: HashMap<String, Record>,
     storage: Option<storage::StorageSnapshot>,
     restarts_before: HashMap<Member, i32>,
-    /// Pods whose server this test froze, thawed when the test ends.
-    frozen: Vec<Pod>,
     /// The member a `remember-leader` step found.
     leader: Option<Member>,
-    /// Every message produced and read, for the delivery check.
-    history: History,
     /// The number the next produced message gets (ids are unique per test).
     next_message: u64,
-    /// How many producers this test started (each is one in the history).
-    producers: u32,
-    /// The background producer, with its number.
-    traffic: Option<(u32, Traffic)>,
+    traffic: Option<log::Traffic>,
+    /// The last traffic stopped: its producer and its window.
+    stopped_traffic: Option<log::Window>,
     /// Members as a `remember-members` step found them.
     members: HashMap<Member, members::MemberSnapshot>,
 }
 
-/// What a test came to: its result, what it found about the system that its
-/// expectations do not fail on, and where its diagnostics are.
+/// The step a test stopped at, and why.
+#[derive(Debug)]
+pub struct StepFailure {
+    /// 0-based.
+    pub index: usize,
+    pub error: anyhow::Error,
+}
+
+/// What a test came to: its steps' outcome, the undoing of its faults, what
+/// it found about the system that its expectations do not fail on, the
+/// figures it measured, and where its history and diagnostics are.
 pub struct TestReport {
-    pub result: Result<()>,
+    pub outcome: Result<(), StepFailure>,
+    pub cleanup: Result<()>,
     pub findings: Vec<String>,
+    pub properties: Vec<(String, String)>,
     pub diagnostics: Option<PathBuf>,
 }
 
@@ -70,90 +70,106 @@ pub struct TestRun<'a> {
     ledger: &'a Ledger,
     label: String,
     state: TestState,
+    history: History,
     findings: Vec<String>,
+    properties: Vec<(String, String)>,
 }
 
 impl<'a> TestRun<'a> {
-    pub fn new(env: &'a SuiteEnv, ledger: &'a Ledger, spec: &TestSpec) -> Self {
+    pub fn new(env: &'a SuiteEnv, ledger: &'a Ledger, label: String) -> Self {
         TestRun {
             env,
             ledger,
-            label: format!("{}::{}", env.suite.name, spec.name),
+            label,
             state: TestState::default(),
+            history: History::default(),
             findings: Vec::new(),
+            properties: Vec::new(),
         }
     }
 
+    fn defaults(&self) -> &Defaults {
+        &self.env.suite.defaults
+    }
+
     /// Runs every step, stopping at the first failure; on a failure, the
-    /// cluster is captured into `diagnostics` before the test's faults are
-    /// undone, so that it shows the state that failed.
-    pub async fn run(mut self, spec: &TestSpec, diagnostics: &Path) -> TestReport {
+    /// cluster is captured into `dir` before the test's faults are undone, so
+    /// that it shows the state that failed. The history goes into `dir`
+    /// whatever happened.
+    pub async fn run(mut self, spec: &TestSpec, dir: &Path) -> TestReport {
         let total = spec.steps.len();
         let mut outcome = Ok(());
         for (index, step) in spec.steps.iter().enumerate() {
             let started = Instant::now();
             eprintln!("[{}] step {}/{total}: {step}", self.label, index + 1);
-            if let Err(error) = self.step(step).await {
-                eprintln!(
-                    "[{}] step {}/{total} FAILED after {:.1}s",
-                    self.label,
-                    index + 1,
-                    started.elapsed().as_secs_f64()
-                );
-                outcome = Err(error.context(format!("step {}/{total} ({step})", index + 1)));
-                break;
+            self.record_step(index, step, Phase::Started, None);
+            let result = self.step(step).await;
+            let seconds = started.elapsed().as_secs_f64();
+            match result {
+                Ok(()) => {
+                    self.record_step(index, step, Phase::Passed, None);
+                    eprintln!("[{}] step {}/{total} ok ({seconds:.1}s)", self.label, index + 1);
+                }
+                Err(error) => {
+                    let error = error.context(format!("step {}/{total} ({step})", index + 1));
+                    self.record_step(index, step, Phase::Failed, Some(format!("{error:#}")));
+                    eprintln!("[{}] step {}/{total} FAILED after {seconds:.1}s", self.label, index + 1);
+                    outcome = Err(StepFailure { index, error });
+                    break;
+                }
             }
-            eprintln!("[{}] step {}/{total} ok ({:.1}s)", self.label, index + 1, started.elapsed().as_secs_f64());
         }
-        let captured =
-            if outcome.is_err() || !self.findings.is_empty() { self.capture(diagnostics).await } else { None };
-        let cleanup = self.undo_faults().await;
-        let result = match (outcome, cleanup) {
-            (Err(error), _) => Err(error),
-            (Ok(()), Err(error)) => Err(error.context("cleaning up after the test")),
-            (Ok(()), Ok(())) => Ok(()),
-        };
-        TestReport { result, findings: self.findings, diagnostics: captured }
+        let failed = outcome.is_err();
+        let diagnostics = if failed || !self.findings.is_empty() { self.capture(dir).await } else { None };
+        let cleanup = self.undo_faults(|_| true).await;
+        if let Err(error) = self.history.write_jsonl(&dir.join("history.jsonl")) {
+            eprintln!("stateproof: {error:#}");
+        }
+        TestReport { outcome, cleanup, findings: self.findings, properties: self.properties, diagnostics }
     }
 
-    /// The cluster's state, and the system's own view of itself: for a log,
-    /// its topics (leaders, replicas, in-sync replicas) and this test's
-    /// delivery history.
+    fn record_step(&mut self, index: usize, step: &Step, phase: Phase, error: Option<String>) {
+        let event = StepEvent { index: index + 1, step: step.to_string(), at: history::now(), phase, error };
+        self.history.push(Event::Step(event));
+    }
+
+    fn record_fault(&mut self, fault: &Fault, phase: FaultPhase, error: Option<String>) {
+        let event = FaultEvent { fault: fault.to_string(), at: history::now(), phase, error };
+        self.history.push(Event::Fault(event));
+    }
+
+    /// Records the fault in the ledger (before it is made: whatever happens
+    /// next, it gets undone) and in the history.
+    fn fault(&mut self, fault: Fault) {
+        self.record_fault(&fault, FaultPhase::Started, None);
+        self.ledger.record(&self.label, &self.env.cluster, fault);
+    }
+
+    /// The cluster's state, and the system's own view of itself.
     async fn capture(&self, dir: &Path) -> Option<PathBuf> {
         let env = self.env;
         let captured = report::diagnostics::capture(&env.cluster.client, &env.namespace, dir).await?;
-        if let Ok(kafka) = env.adapter.kafka() {
-            let topics = match kafka.describe_topics(env.replicas().await.unwrap_or(1)).await {
-                Ok(text) => text,
-                Err(error) => format!("cannot describe the topics: {error:#}\n"),
-            };
-            let _ = std::fs::write(captured.join("topics.txt"), topics);
-            if let Err(error) = self.state.history.write_jsonl(&captured.join("history.jsonl")) {
-                eprintln!("stateproof: {error:#}");
-            }
+        for (file, text) in env.system.diagnostics(env.replicas().await.unwrap_or(1)).await {
+            let _ = std::fs::write(captured.join(file), text);
         }
         Some(captured)
     }
 
+    /// The one dispatch of steps: every step of the vocabulary, here.
     async fn step(&mut self, step: &Step) -> Result<()> {
         let env = self.env;
+        let defaults = *self.defaults();
         match step {
-            Step::Write { member, key, value } => {
-                let record = wait::until(&format!("a write on member {member} to succeed"), CLIENT_RETRY, || async {
-                    Ok(Probe::Done(env.adapter.write(*member, key, value).await?))
-                })
-                .await?;
-                self.state.written.insert(key.clone(), record);
-            }
+            Step::Write { member, key, value } => self.write(*member, key, value).await?,
             Step::Read { member, key, expect, unchanged, within } => {
                 let written = if *unchanged {
                     Some(self.state.written.get(key).cloned().ok_or_else(|| anyhow!("this test never wrote {key}"))?)
                 } else {
                     None
                 };
-                self.read(*member, key, expect, written.as_ref(), within.unwrap_or(CLIENT_RETRY)).await?;
+                self.read(*member, key, expect, written.as_ref(), within.unwrap_or(defaults.client_within)).await?;
             }
-            Step::WaitReady => env.wait_ready(env.suite.params.ready_timeout()).await?,
+            Step::WaitReady => env.wait_ready(defaults.ready_timeout).await?,
             Step::ExpectRolledOut { within } => self.expect_rolled_out(*within).await?,
             Step::RememberStorage => self.state.storage = Some(self.storage_snapshot().await?),
             Step::ExpectSameStorage => {
@@ -164,56 +180,43 @@ impl<'a> TestRun<'a> {
                 storage::same_storage(before, &self.storage_snapshot().await?).map_err(|why| anyhow!(why))?;
             }
             Step::DeleteStatefulset => {
-                faults::delete_statefulset(&env.sets, &env.members.pods, &env.suite.params.statefulset, DELETE_TIMEOUT)
-                    .await?
+                let name = &env.suite.members.statefulset;
+                faults::delete_statefulset(&env.sets, &env.members.pods, name, defaults.delete_within).await?
             }
             Step::ApplyFixture => env.apply().await?,
             Step::DeletePod { member, force } => {
                 let pod = env.members.pod(self.member(*member)?);
-                faults::delete_pod(&env.members.pods, &pod, *force, DELETE_TIMEOUT).await?
+                faults::delete_pod(&env.members.pods, &pod, *force, defaults.delete_within).await?
             }
-            Step::Exec { member, command, expect_output } => {
-                self.exec(*member, command, expect_output.as_deref()).await?
-            }
+            Step::Exec { member, command, expect } => self.exec(*member, command, expect.as_ref()).await?,
             Step::ExpectUnavailable { member, within } => {
-                self.expect_unavailable(self.member(*member)?, within.unwrap_or(CLIENT_RETRY)).await?
+                self.expect_unavailable(self.member(*member)?, within.unwrap_or(defaults.client_within)).await?
             }
-            Step::Signal { member, signal } => {
-                let member = self.member(*member)?;
-                let pod = env.members.pods.get(&env.members.pod(member)).await?;
-                self.state.restarts_before.insert(member, restart_count(&pod, &env.suite.params.container));
-                let name = match signal {
-                    ProcessSignal::Kill => "KILL",
-                    ProcessSignal::Stop => "STOP",
-                };
-                faults::signal(&env.cluster, &pod, &env.suite.params.container, name).await?;
-                if *signal == ProcessSignal::Stop {
-                    self.state.frozen.push(pod);
-                }
-            }
+            Step::Signal { member, signal } => self.signal(self.member(*member)?, *signal).await?,
             Step::ExpectRestart { member, within } => {
-                self.expect_restart(self.member(*member)?, within.unwrap_or(RESTART_TIMEOUT)).await?
+                self.expect_restart(self.member(*member)?, within.unwrap_or(defaults.restart_within)).await?
             }
             Step::ExpectSpread => {
                 placement::spread_across_nodes(&self.placement().await?).map_err(|why| anyhow!(why))?
             }
             Step::ExpectAntiAffinity => {
-                let set = env.sets.get(&env.suite.params.statefulset).await?;
+                let set = env.sets.get(&env.suite.members.statefulset).await?;
                 placement::requires_anti_affinity(&set).map_err(|why| anyhow!(why))?;
             }
             Step::Drain { member, expect } => self.drain(*member, *expect).await?,
-            Step::Uncordon => self.uncordon().await?,
+            Step::Uncordon => self.undo_faults(|fault| matches!(fault, Fault::Cordoned(_))).await?,
             Step::StopNode { member } => {
                 let node = self.node_of(self.member(*member)?).await?;
-                // Recorded first: whatever happens next, the node gets started.
-                self.ledger.record(&self.label, &env.cluster, NodeFault::Stopped(node.clone()));
+                self.fault(Fault::Stopped(node.clone()));
                 env.cluster.stop_node(&node).await?;
             }
             Step::ExpectNodeDown { member, within } => {
-                self.expect_node_down(self.member(*member)?, within.unwrap_or(NODE_TIMEOUT)).await?
+                self.expect_node_down(self.member(*member)?, within.unwrap_or(defaults.node_within)).await?
             }
-            Step::StartNodes => self.start_nodes().await?,
-            Step::Scale { replicas } => faults::scale(&env.sets, &env.suite.params.statefulset, *replicas).await?,
+            Step::StartNodes => self.undo_faults(|fault| matches!(fault, Fault::Stopped(_))).await?,
+            Step::Scale { replicas } => {
+                statefulset::scale(&env.sets, &env.suite.members.statefulset, *replicas).await?
+            }
             Step::ExpectClaimsKept { member } => self.expect_claims_kept(*member).await?,
             Step::Pause { duration } => tokio::time::sleep(*duration).await,
             Step::ExpectLocalVolumes { claims } => self.expect_local_volumes(*claims).await?,
@@ -221,10 +224,29 @@ impl<'a> TestRun<'a> {
             Step::ExpectSameNode { member } => self.expect_same_node(*member).await?,
             Step::ExpectUndisturbed { members } => self.expect_undisturbed(members).await?,
             Step::ExpectPending { member, within } => {
-                self.expect_pending(*member, within.unwrap_or(CLIENT_RETRY)).await?
+                self.expect_pending(*member, within.unwrap_or(defaults.client_within)).await?
             }
-            Step::ExpectGone { member, within } => self.expect_gone(*member, within.unwrap_or(DELETE_TIMEOUT)).await?,
-            other => self.log_step(other).await?,
+            Step::ExpectGone { member, within } => {
+                self.expect_gone(*member, within.unwrap_or(defaults.delete_within)).await?
+            }
+            Step::Produce { topic, messages, via, acks } => self.produce(topic, *messages, *via, *acks).await?,
+            Step::StartTraffic { topic, via, rate, acks } => self.start_traffic(topic, *via, *rate, *acks).await?,
+            Step::StopTraffic => self.stop_traffic().await?,
+            Step::ExpectAvailable { max_gap } => self.expect_available(*max_gap)?,
+            Step::Consume { topic, via, within } => {
+                self.consume(topic, *via, within.unwrap_or(defaults.consume_within)).await?
+            }
+            Step::CheckDelivery { duplicates, loss, pass } => self.check_delivery(*duplicates, *loss, *pass)?,
+            Step::RememberLeader { topic, partition } => self.remember_leader(topic, *partition).await?,
+            Step::CreateTopic { topic, partitions, replication_factor } => {
+                self.create_topic(topic, *partitions, *replication_factor).await?
+            }
+            Step::ExpectInSync { topic, within } => {
+                self.expect_in_sync(topic, within.unwrap_or(defaults.sync_within)).await?
+            }
+            Step::ExpectBrokers { ids, within } => {
+                self.expect_brokers(ids, within.unwrap_or(defaults.client_within)).await?
+            }
         }
         Ok(())
     }
@@ -236,6 +258,22 @@ impl<'a> TestRun<'a> {
         }
     }
 
+    fn key_value(&self) -> Result<&'a dyn crate::systems::KeyValue> {
+        let system = self.env.system.as_ref();
+        system.key_value().with_context(|| format!("the {} adapter has no key-value client", self.env.suite.system))
+    }
+
+    async fn write(&mut self, member: Member, key: &str, value: &str) -> Result<()> {
+        let store = self.key_value()?;
+        let what = format!("a write on member {member} to succeed");
+        let record = wait::until(&what, self.defaults().client_within, || async {
+            Ok(Probe::Done(store.write(member, key, value).await?))
+        })
+        .await?;
+        self.state.written.insert(key.to_string(), record);
+        Ok(())
+    }
+
     async fn read(
         &self,
         member: Member,
@@ -244,9 +282,9 @@ impl<'a> TestRun<'a> {
         written: Option<&Record>,
         within: Duration,
     ) -> Result<()> {
-        let adapter = &self.env.adapter;
+        let store = self.key_value()?;
         wait::until(&format!("{key} = {expect:?} on member {member}"), within, || async {
-            Ok(match adapter.read(member, key).await? {
+            Ok(match store.read(member, key).await? {
                 None => Probe::Pending(format!("{key} does not exist")),
                 Some(record) if record.value != expect => Probe::Pending(format!("value {:?}", record.value)),
                 Some(record) => match written {
@@ -264,7 +302,7 @@ impl<'a> TestRun<'a> {
 
     /// The names of the StatefulSet's volumeClaimTemplates.
     async fn claim_templates(&self) -> Result<Vec<String>> {
-        let set = self.env.sets.get(&self.env.suite.params.statefulset).await?;
+        let set = self.env.sets.get(&self.env.suite.members.statefulset).await?;
         Ok(set
             .spec
             .as_ref()
@@ -314,14 +352,17 @@ impl<'a> TestRun<'a> {
         Ok(snapshot)
     }
 
-    async fn exec(&self, member: Member, command: &[String], expect_output: Option<&str>) -> Result<()> {
+    async fn exec(&self, member: Member, command: &[String], expect: Option<&OutputExpectation>) -> Result<()> {
         let pod = self.env.members.pod(member);
         let command: Vec<&str> = command.iter().map(String::as_str).collect();
-        let stdout = exec::exec_ok(&self.env.members.pods, &pod, &self.env.suite.params.container, &command).await?;
-        match expect_output {
-            Some(text) if !stdout.contains(text) => {
-                bail!("{command:?} on {pod} did not print {text:?}; it printed: {}", stdout.trim())
-            }
+        let container = &self.env.suite.members.container;
+        let stdout = exec::exec_ok(&self.env.members.pods, &pod, container, &command).await?;
+        match expect.map(|expect| output_matches(expect, &stdout)).transpose()? {
+            Some(false) => bail!(
+                "{command:?} on {pod} printed {:?}, which does not {}",
+                stdout.trim(),
+                expect.map(describe_expectation).unwrap_or_default()
+            ),
             _ => Ok(()),
         }
     }
@@ -341,13 +382,37 @@ impl<'a> TestRun<'a> {
         Ok(())
     }
 
+    /// Signals the member's server; a freeze is a fault, undone (thawed) at
+    /// the end of the test unless the probe replaced the process by then.
+    async fn signal(&mut self, member: Member, signal: ProcessSignal) -> Result<()> {
+        let env = self.env;
+        let container = &env.suite.members.container;
+        let pod = env.members.pods.get(&env.members.pod(member)).await?;
+        let restarts = restart_count(&pod, container);
+        self.state.restarts_before.insert(member, restarts);
+        let name = match signal {
+            ProcessSignal::Kill => "KILL",
+            ProcessSignal::Stop => "STOP",
+        };
+        if signal == ProcessSignal::Stop {
+            self.fault(Fault::Frozen {
+                namespace: env.namespace.clone(),
+                pod: pod.name_any(),
+                uid: pod.uid().unwrap_or_default(),
+                container: container.clone(),
+                restarts,
+            });
+        }
+        faults::signal_pod(&env.cluster, &pod, container, name).await
+    }
+
     async fn expect_restart(&self, member: Member, within: Duration) -> Result<()> {
         let env = self.env;
         let before = self.state.restarts_before[&member];
         let pod_name = env.members.pod(member);
         wait::until(&format!("{pod_name}'s container to be restarted"), within, || async {
             let pod = env.members.pods.get(&pod_name).await?;
-            let now = restart_count(&pod, &env.suite.params.container);
+            let now = restart_count(&pod, &env.suite.members.container);
             Ok(if now > before { Probe::Done(()) } else { Probe::Pending(format!("restartCount still {now}")) })
         })
         .await?;
@@ -377,9 +442,9 @@ impl<'a> TestRun<'a> {
         let node = self.node_of(member).await?;
         let pod = self.env.members.pod(member);
         let evicting = Api::<Pod>::namespaced(self.env.cluster.literal_client.clone(), &self.env.namespace);
-        let outcomes = faults::drain(&self.nodes(), &evicting, &node).await;
-        self.ledger.record(&self.label, &self.env.cluster, NodeFault::Cordoned(node.clone()));
-        let outcome = outcomes?.into_iter().find(|(name, _)| *name == pod).map(|(_, outcome)| outcome);
+        self.fault(Fault::Cordoned(node.clone()));
+        let outcomes = faults::drain(&self.nodes(), &evicting, &node).await?;
+        let outcome = outcomes.into_iter().find(|(name, _)| *name == pod).map(|(_, outcome)| outcome);
         match (expect, outcome) {
             (DrainOutcome::Evicted, Some(Eviction::Granted)) => Ok(()),
             (DrainOutcome::Evicted, Some(Eviction::RefusedByBudget(why))) => {
@@ -387,7 +452,7 @@ impl<'a> TestRun<'a> {
             }
             (DrainOutcome::RefusedByPdb, Some(Eviction::RefusedByBudget(_))) => Ok(()),
             (DrainOutcome::RefusedByPdb, Some(Eviction::Granted)) => {
-                bail!("evicting {pod} from {node} was granted: no PodDisruptionBudget protects the ensemble's quorum")
+                bail!("evicting {pod} from {node} was granted: {}", self.budgets_described().await)
             }
             (_, None) => bail!("{pod} was not on node {node} when it was drained"),
         }
@@ -404,31 +469,57 @@ impl<'a> TestRun<'a> {
         Ok(())
     }
 
-    async fn uncordon(&mut self) -> Result<()> {
-        self.undo_node_faults(|fault| matches!(fault, NodeFault::Cordoned(_))).await
-    }
-
-    async fn start_nodes(&mut self) -> Result<()> {
-        self.undo_node_faults(|fault| matches!(fault, NodeFault::Stopped(_))).await
-    }
-
-    async fn undo_node_faults(&mut self, select: fn(&NodeFault) -> bool) -> Result<()> {
-        let mut outcome = Ok(());
-        for (cluster, fault) in self.ledger.take(Some(&self.label), select) {
-            let undone = ledger::undo(&cluster, &fault, NODE_TIMEOUT).await;
-            outcome = outcome.and(undone);
+    /// Undoes the faults this test made that `select` picks, most recent
+    /// first; fails naming those whose undo failed (they stay recorded).
+    async fn undo_faults(&mut self, select: fn(&Fault) -> bool) -> Result<()> {
+        let undone = self.ledger.undo(Some(&self.label), select, self.defaults().node_within).await;
+        let mut failed = Vec::new();
+        for outcome in undone {
+            match &outcome.result {
+                Ok(()) => self.record_fault(&outcome.fault, FaultPhase::Undone, None),
+                Err(error) => {
+                    self.record_fault(&outcome.fault, FaultPhase::UndoFailed, Some(format!("{error:#}")));
+                    failed.push(format!("{error:#}"));
+                }
+            }
         }
-        outcome
+        if failed.is_empty() { Ok(()) } else { bail!("{}", failed.join("; ")) }
     }
+}
 
-    /// Whatever happened, nodes this test cordoned or stopped come back, and
-    /// a server it froze runs again (if its probe has not replaced it yet).
-    async fn undo_faults(&mut self) -> Result<()> {
-        for pod in std::mem::take(&mut self.state.frozen) {
-            let _ = faults::signal(&self.env.cluster, &pod, &self.env.suite.params.container, "CONT").await;
-        }
-        let uncordoned = self.uncordon().await;
-        let started = self.start_nodes().await;
-        uncordoned.and(started)
+/// Whether a command's output is what the step expects.
+fn output_matches(expect: &OutputExpectation, output: &str) -> Result<bool> {
+    let output = output.trim();
+    Ok(match expect {
+        OutputExpectation::Equals(text) => output == text.trim(),
+        OutputExpectation::Line(text) => output.lines().any(|line| line.trim_end_matches('\r') == text),
+        OutputExpectation::Matches(pattern) => regex::Regex::new(&format!("^(?:{pattern})$"))?.is_match(output),
+    })
+}
+
+fn describe_expectation(expect: &OutputExpectation) -> String {
+    match expect {
+        OutputExpectation::Equals(text) => format!("equal {text:?}"),
+        OutputExpectation::Line(text) => format!("have a line {text:?}"),
+        OutputExpectation::Matches(pattern) => format!("match /{pattern}/ as a whole"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_expectations_are_exact_not_substrings() {
+        let properties = "version=0\nbroker.id=11\ncluster.id=x\n";
+        assert!(!output_matches(&OutputExpectation::Line("broker.id=1".into()), properties).unwrap());
+        assert!(output_matches(&OutputExpectation::Line("broker.id=11".into()), properties).unwrap());
+        assert!(output_matches(&OutputExpectation::Equals("world".into()), "world\n").unwrap());
+        assert!(!output_matches(&OutputExpectation::Equals("world".into()), "hello world\n").unwrap());
+        let ten = (0..10).map(|n| format!("m-{n:06}\n")).collect::<String>();
+        let pattern = OutputExpectation::Matches(r"(m-\d{6}\n?){10}".into());
+        assert!(output_matches(&pattern, &ten).unwrap());
+        assert!(!output_matches(&pattern, &format!("{ten}m-\n")).unwrap(), "anchored at both ends");
+        assert!(!output_matches(&OutputExpectation::Matches("m-".into()), &ten).unwrap());
     }
 }

@@ -1,6 +1,6 @@
 //! One line per step, as the live progress and the JUnit text show it.
 
-use super::model::{Acks, DrainOutcome, Duplicates, Loss, MemberRef, ProcessSignal, Step};
+use super::model::{Acks, DrainOutcome, Duplicates, Loss, MemberRef, OutputExpectation, ProcessSignal, Step};
 use std::fmt;
 
 impl fmt::Display for MemberRef {
@@ -53,7 +53,15 @@ impl fmt::Display for Step {
             Step::ApplyFixture => write!(f, "apply the fixture again"),
             Step::DeletePod { member, force: false } => write!(f, "delete the pod of member {member}"),
             Step::DeletePod { member, force: true } => write!(f, "force-delete the pod of member {member}"),
-            Step::Exec { member, command, .. } => write!(f, "run {command:?} on member {member}"),
+            Step::Exec { member, command, expect } => {
+                write!(f, "run {command:?} on member {member}")?;
+                match expect {
+                    Some(OutputExpectation::Equals(text)) => write!(f, ", expect output {text:?}"),
+                    Some(OutputExpectation::Line(text)) => write!(f, ", expect a line {text:?}"),
+                    Some(OutputExpectation::Matches(pattern)) => write!(f, ", expect output matching /{pattern}/"),
+                    None => Ok(()),
+                }
+            }
             Step::ExpectUnavailable { member, .. } => write!(f, "expect member {member} not serving (pod not Ready)"),
             Step::Signal { member, signal } => match signal {
                 ProcessSignal::Kill => write!(f, "kill -9 the server of member {member}"),
@@ -86,15 +94,19 @@ impl fmt::Display for Step {
                 write!(f, "produce {messages} messages to {topic}{} ({acks})", Through(*via))
             }
             Step::StartTraffic { topic, via, rate, acks } => {
-                write!(f, "start producing {rate}/s to {topic} through member {via} ({acks})")
+                write!(f, "start producing {rate}/s to {topic}{} ({acks})", Through(*via))
             }
             Step::StopTraffic => write!(f, "stop the background producer"),
+            Step::ExpectAvailable { max_gap } => {
+                write!(f, "expect no gap between acks longer than {}", humantime::format_duration(*max_gap))
+            }
             Step::Pause { duration } => write!(f, "let {} pass", humantime::format_duration(*duration)),
             Step::Consume { topic, via, .. } => write!(f, "read {topic} from the beginning{}", Through(*via)),
-            Step::CheckDelivery { duplicates, loss } => {
+            Step::CheckDelivery { duplicates, loss, pass } => {
                 let duplicates = if *duplicates == Duplicates::Allowed { "allowed" } else { "forbidden" };
                 let loss = if *loss == Loss::IsAFinding { "a finding" } else { "a failure" };
-                write!(f, "check delivery (duplicates {duplicates}, loss {loss})")
+                let against = pass.map_or("the latest read".to_string(), |pass| format!("read {pass}"));
+                write!(f, "check delivery against {against} (duplicates {duplicates}, loss {loss})")
             }
             Step::ExpectInSync { topic, .. } => write!(f, "expect every partition of {topic} fully in sync"),
             Step::ExpectLocalVolumes { claims } => {

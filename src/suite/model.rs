@@ -1,8 +1,9 @@
 //! What a suite file says, as types. A suite names the fixture to apply, the
-//! cluster to run on, the system adapter and its parameters, and per test a
-//! list of steps from a small vocabulary.
+//! cluster to run on, the system adapter with its members and parameters,
+//! the defaults its steps use, and per test a list of steps from a small
+//! vocabulary.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -18,11 +19,79 @@ pub struct Suite {
     /// File stem under `kind-config/` used when stateproof creates the cluster.
     #[serde(default = "default_cluster")]
     pub cluster: String,
-    pub system: SystemKind,
-    pub params: Params,
+    /// The system adapter (a folder under `src/systems/`).
+    pub system: String,
+    pub members: MembersSpec,
+    /// The system's own parameters, typed by its adapter.
+    #[serde(default)]
+    pub params: serde_json::Value,
+    /// Timeouts and sizes the steps use when they do not say.
+    #[serde(default)]
+    pub defaults: Defaults,
     #[serde(default)]
     pub deploy: Deploy,
     pub tests: Vec<TestSpec>,
+}
+
+/// The StatefulSet whose pods are the members under test.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MembersSpec {
+    /// Members are its pods `<name>-<ordinal>`.
+    pub statefulset: String,
+    /// The container of the system's server in each member pod.
+    pub container: String,
+}
+
+/// Every timeout a step falls back on, in one place: what a suite's
+/// `defaults:` overrides and `stateproof defaults` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Defaults {
+    /// Rollout plus the system's own health: deploying, `wait-ready`, and
+    /// before each test.
+    #[serde(with = "humantime_serde")]
+    pub ready_timeout: Duration,
+    /// A client's reads and writes, retried until then; also how long a
+    /// member may take to stop serving or to be found Pending.
+    #[serde(with = "humantime_serde")]
+    pub client_within: Duration,
+    /// A signalled server's container restarted.
+    #[serde(with = "humantime_serde")]
+    pub restart_within: Duration,
+    /// A stopped node marked NotReady, a started one Ready.
+    #[serde(with = "humantime_serde")]
+    pub node_within: Duration,
+    /// A deleted pod or StatefulSet gone.
+    #[serde(with = "humantime_serde")]
+    pub delete_within: Duration,
+    /// A read of a topic to its end.
+    #[serde(with = "humantime_serde")]
+    pub consume_within: Duration,
+    /// Every partition of a topic in sync.
+    #[serde(with = "humantime_serde")]
+    pub sync_within: Duration,
+}
+
+impl Defaults {
+    /// The built-in defaults, as a suite's `defaults:` would write them.
+    pub fn described() -> String {
+        serde_saphyr::to_string(&Defaults::default()).unwrap_or_else(|error| format!("# cannot render: {error}\n"))
+    }
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            ready_timeout: Duration::from_secs(360),
+            client_within: Duration::from_secs(60),
+            restart_within: Duration::from_secs(180),
+            node_within: Duration::from_secs(180),
+            delete_within: Duration::from_secs(330),
+            consume_within: Duration::from_secs(180),
+            sync_within: Duration::from_secs(120),
+        }
+    }
 }
 
 /// How the suite's fixture is brought up before its first test.
@@ -54,45 +123,6 @@ fn default_cluster() -> String {
     "default".to_string()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SystemKind {
-    Zookeeper,
-    Kafka,
-    /// BookKeeper bookies (the members) behind a Pulsar broker.
-    Pulsar,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Params {
-    /// The StatefulSet under test; members are its pods `<name>-<ordinal>`.
-    pub statefulset: String,
-    /// The container of the system's server in each member pod.
-    pub container: String,
-    /// Port of the system's client protocol in the member pods.
-    pub client_port: u16,
-    #[serde(default, with = "duration_opt")]
-    pub ready_timeout: Option<Duration>,
-    /// A StatefulSet the system's clients talk to when its members are not
-    /// the ones they talk to (Pulsar: the brokers in front of the bookies).
-    #[serde(default)]
-    pub front: Option<Front>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Front {
-    pub statefulset: String,
-    pub port: u16,
-}
-
-impl Params {
-    pub fn ready_timeout(&self) -> Duration {
-        self.ready_timeout.unwrap_or(Duration::from_secs(360))
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TestSpec {
@@ -103,19 +133,39 @@ pub struct TestSpec {
     /// drain nodes never run while any other test runs.
     #[serde(default)]
     pub disrupts: Disruption,
-    /// `failure` for a known defect: the test passes when its steps fail,
-    /// reporting what was observed, and fails when they unexpectedly pass.
+    /// For a known defect: which step must fail, and how its message reads.
     #[serde(default)]
     pub expect: Expectation,
     pub steps: Vec<Step>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// `expect: {failure: {step: expect-rolled-out, matches: "Pending"}}`: the
+/// test passes when exactly that step fails with a message the pattern
+/// finds, and fails on any other outcome (another step failing, the setup
+/// failing, every step passing).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub enum Expectation {
     #[default]
     Pass,
-    Failure,
+    Failure(ExpectedFailure),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ExpectedFailure {
+    pub step: StepRef,
+    /// A regular expression the failure's message must match.
+    pub matches: String,
+}
+
+/// A step of a test: by its 1-based number, or by its kind when the test
+/// has one step of that kind.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum StepRef {
+    Number(usize),
+    Kind(String),
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -188,20 +238,32 @@ pub enum Loss {
     IsAFinding,
 }
 
+/// What a command's standard output must be (trimmed of surrounding space).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub enum OutputExpectation {
+    /// Exactly this text.
+    Equals(String),
+    /// One of its lines is exactly this text.
+    Line(String),
+    /// This regular expression matches the whole output.
+    Matches(String),
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub enum Step {
     /// Write `value` at `key` through the system's client on `member`.
     Write { member: Member, key: String, value: String },
     /// Read `key` on `member` until it equals `expect`; with `unchanged`, the
-    /// record must also be the very version this test wrote (same zxid).
+    /// record must also be the very version this test wrote.
     Read {
         member: Member,
         key: String,
         expect: String,
         #[serde(default)]
         unchanged: bool,
-        #[serde(default, with = "duration_opt")]
+        #[serde(default, with = "humantime_serde")]
         within: Option<Duration>,
     },
     /// Wait (up to the suite's ready-timeout) for the StatefulSet rollout
@@ -211,7 +273,7 @@ pub enum Step {
     /// failure says what each member does instead (Pending and why, crash
     /// looping with its last termination and previous logs).
     ExpectRolledOut {
-        #[serde(with = "duration")]
+        #[serde(with = "humantime_serde")]
         within: Duration,
     },
     /// Record the claims and volumes of every member, to compare later.
@@ -229,18 +291,18 @@ pub enum Step {
         #[serde(default)]
         force: bool,
     },
-    /// Run a command in the member's server container; it must exit 0 and,
-    /// with `expect-output`, print that text.
+    /// Run a command in the member's server container; it must exit 0 and
+    /// print what `expect` says.
     Exec {
         member: Member,
         command: Vec<String>,
-        #[serde(default, rename = "expect-output")]
-        expect_output: Option<String>,
+        #[serde(default)]
+        expect: Option<OutputExpectation>,
     },
     /// The member's pod turns not Ready (or is gone): it no longer serves.
     ExpectUnavailable {
         member: MemberRef,
-        #[serde(default, with = "duration_opt")]
+        #[serde(default, with = "humantime_serde")]
         within: Option<Duration>,
     },
     /// Send a signal to the server process of `member` (KILL, or STOP to freeze it).
@@ -248,7 +310,7 @@ pub enum Step {
     /// The member's server container was restarted since the last `signal` step.
     ExpectRestart {
         member: MemberRef,
-        #[serde(default, with = "duration_opt")]
+        #[serde(default, with = "humantime_serde")]
         within: Option<Duration>,
     },
     /// Every member runs on a different node.
@@ -259,12 +321,12 @@ pub enum Step {
     Drain { member: Member, expect: DrainOutcome },
     /// Uncordon every node this test cordoned.
     Uncordon,
-    /// Stop the node (container) that runs `member`.
+    /// Stop the node that runs `member`.
     StopNode { member: MemberRef },
     /// The cluster has noticed: the node of `member` is no longer Ready.
     ExpectNodeDown {
         member: MemberRef,
-        #[serde(default, with = "duration_opt")]
+        #[serde(default, with = "humantime_serde")]
         within: Option<Duration>,
     },
     /// Start every node this test stopped and wait until it is Ready.
@@ -284,8 +346,9 @@ pub enum Step {
         #[serde(rename = "replication-factor")]
         replication_factor: i32,
     },
-    /// Produce `messages` uniquely identified messages through `via`,
-    /// recording every send and its outcome in the test's history.
+    /// Produce `messages` uniquely identified messages (through `via`, where
+    /// the system lets a client choose its way in), recording every send and
+    /// its outcome in the test's history.
     Produce {
         topic: String,
         messages: u64,
@@ -298,39 +361,51 @@ pub enum Step {
     /// `stop-traffic`; every send goes into the test's history.
     StartTraffic {
         topic: String,
-        via: Member,
+        #[serde(default)]
+        via: Option<Member>,
         rate: u32,
         #[serde(default)]
         acks: Acks,
     },
     /// Stop the background producer and wait for its last outcomes.
     StopTraffic,
+    /// Over the last traffic, from its first send to its stop, no window
+    /// without an acknowledgement was longer than `max-gap`.
+    ExpectAvailable {
+        #[serde(with = "humantime_serde")]
+        max_gap: Duration,
+    },
     /// Let time pass: traffic before a fault, or after it, is the point.
     Pause {
-        #[serde(with = "duration")]
+        #[serde(with = "humantime_serde")]
         duration: Duration,
     },
-    /// Read the topic from the beginning through `via` up to its end, into
-    /// the test's history (replacing what an earlier read saw).
+    /// Read the topic from the beginning with a new consumer (through `via`
+    /// where the system has that choice), to the end it had when the read
+    /// began and at least every acknowledged position: one read pass of the
+    /// test's history.
     Consume {
         topic: String,
         #[serde(default)]
         via: Option<Member>,
-        #[serde(default, with = "duration_opt")]
+        #[serde(default, with = "humantime_serde")]
         within: Option<Duration>,
     },
-    /// Judge the history: every acknowledged message read, none twice (unless
-    /// allowed), in order per partition, nothing read that was never sent.
+    /// Judge the history against a read pass (the latest, or `pass`):
+    /// every acknowledged message read, none twice (unless allowed), in
+    /// order per partition, nothing read that was never sent.
     CheckDelivery {
         #[serde(default)]
         duplicates: Duplicates,
         #[serde(default)]
         loss: Loss,
+        #[serde(default)]
+        pass: Option<u32>,
     },
     /// Every partition of the topic has all its replicas in sync.
     ExpectInSync {
         topic: String,
-        #[serde(default, with = "duration_opt")]
+        #[serde(default, with = "humantime_serde")]
         within: Option<Duration>,
     },
     /// Every member runs on a node the fixture's `LocalVolumes` made
@@ -346,38 +421,22 @@ pub enum Step {
     /// The member's pod exists and the scheduler finds no node for it.
     ExpectPending {
         member: Member,
-        #[serde(default, with = "duration_opt")]
+        #[serde(default, with = "humantime_serde")]
         within: Option<Duration>,
     },
     /// The member's pod no longer exists.
     ExpectGone {
         member: Member,
-        #[serde(default, with = "duration_opt")]
+        #[serde(default, with = "humantime_serde")]
         within: Option<Duration>,
     },
     /// The brokers registered with the cluster are exactly `ids`, each
     /// served by the member of the same ordinal.
     ExpectBrokers {
         ids: Vec<i32>,
-        #[serde(default, with = "duration_opt")]
+        #[serde(default, with = "humantime_serde")]
         within: Option<Duration>,
     },
-}
-
-impl Step {
-    /// Whether the step aims at the member a `remember-leader` found.
-    pub fn targets_leader(&self) -> bool {
-        let member = match self {
-            Step::DeletePod { member, .. }
-            | Step::ExpectUnavailable { member, .. }
-            | Step::Signal { member, .. }
-            | Step::ExpectRestart { member, .. }
-            | Step::StopNode { member }
-            | Step::ExpectNodeDown { member, .. } => member,
-            _ => return false,
-        };
-        *member == MemberRef::Leader
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -408,23 +467,4 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<
         OneOrMany::One(name) => vec![name],
         OneOrMany::Many(names) => names,
     })
-}
-
-mod duration {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        humantime::parse_duration(&String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
-    }
-}
-
-mod duration_opt {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
-        let text = Option::<String>::deserialize(deserializer)?;
-        text.map(|text| humantime::parse_duration(&text).map_err(serde::de::Error::custom)).transpose()
-    }
 }

@@ -1,133 +1,183 @@
-//! Steps for logs (Kafka, Pulsar): producers and consumers whose every send
-//! and read goes into the test's delivery history, the delivery check, and
-//! Kafka's topics, leaders and brokers.
+//! Steps for logs: producers and consumers whose every send and read goes
+//! into the test's history, the delivery and availability checks, and the
+//! topics, leaders and brokers of a replicated log.
 
-use super::{CLIENT_RETRY, CONSUME_TIMEOUT, SYNC_TIMEOUT, TestRun};
-use crate::checks::delivery::{self, Judgement, MessageId, SendOutcome};
-use crate::suite::{Acks, Duplicates, Loss, Member, Step};
-use crate::systems::Log;
-use crate::systems::kafka::Kafka;
+use super::TestRun;
+use crate::checks::availability;
+use crate::checks::delivery::{self, Judgement};
+use crate::history::{self, AckedBy, Checked, Event, Measured, Millis, Offset, SendOutcome, SendReport};
+use crate::suite::{Acks, Defaults, Duplicates, Loss, Member};
+use crate::systems::{Log, Produce, ReplicatedLog, Running, Traffic as Steady};
 use crate::wait::{self, Probe};
 use anyhow::{Context, Result, anyhow, bail};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-impl TestRun<'_> {
-    pub(super) async fn log_step(&mut self, step: &Step) -> Result<()> {
-        match step {
-            Step::Produce { topic, messages, via, acks } => self.produce(topic, *messages, *via, *acks).await,
-            Step::Consume { topic, via, within } => self.consume(topic, *via, within.unwrap_or(CONSUME_TIMEOUT)).await,
-            Step::CheckDelivery { duplicates, loss } => self.check_delivery(delivery::Expectations {
-                duplicates_allowed: *duplicates == Duplicates::Allowed,
-                loss_is_finding: *loss == Loss::IsAFinding,
-            }),
-            other => self.kafka_step(other).await,
-        }
+/// Room for a long run of background traffic: ids stay unique whatever it sends.
+const TRAFFIC_IDS: u64 = 10_000_000;
+
+/// Background traffic at work.
+pub(super) struct Traffic {
+    producer: u32,
+    started_at: Millis,
+    running: Box<dyn Running>,
+}
+
+/// A stopped traffic's producer, from its start to its stop.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Window {
+    producer: u32,
+    from: Millis,
+    to: Millis,
+}
+
+fn acked_by(acks: Acks) -> AckedBy {
+    match acks {
+        Acks::All => AckedBy::Quorum,
+        Acks::Leader => AckedBy::Leader,
+    }
+}
+
+impl<'a> TestRun<'a> {
+    fn log(&self) -> Result<&'a dyn Log> {
+        let system = self.env.system.as_ref();
+        system.log().with_context(|| format!("the {} adapter has no log", self.env.suite.system))
     }
 
-    async fn kafka_step(&mut self, step: &Step) -> Result<()> {
-        let kafka = self.env.adapter.kafka()?;
-        let replicas = self.env.replicas().await?;
-        match step {
-            Step::RememberLeader { topic, partition } => {
-                let what = format!("the leader of {topic}/{partition}");
-                let leader = wait::until(&what, CLIENT_RETRY, || async {
-                    Ok(Probe::Done(kafka.leader(replicas, topic, *partition).await?))
-                })
-                .await?;
-                eprintln!("[{}] {what} is member {leader}", self.label);
-                self.state.leader = Some(leader);
-            }
-            Step::CreateTopic { topic, partitions, replication_factor } => {
-                create_topic(kafka, replicas, topic, *partitions, *replication_factor).await?
-            }
-            Step::StartTraffic { topic, via, rate, acks } => {
-                self.start_traffic(kafka, topic, *via, *rate, *acks).await?
-            }
-            Step::StopTraffic => {
-                let (producer, traffic) = self.state.traffic.take().ok_or_else(|| anyhow!("no traffic is running"))?;
-                self.record_sends(producer, traffic.finish().await?)?;
-            }
-            Step::ExpectInSync { topic, within } => {
-                expect_in_sync(kafka, replicas, topic, within.unwrap_or(SYNC_TIMEOUT)).await?
-            }
-            Step::ExpectBrokers { ids, within } => {
-                self.expect_brokers(kafka, replicas, ids, within.unwrap_or(CLIENT_RETRY)).await?
-            }
-            other => bail!("step `{other}` is not one this runner knows"),
-        }
-        Ok(())
+    fn replicated(&self) -> Result<&'a dyn ReplicatedLog> {
+        let system = self.env.system.as_ref();
+        system.replicated_log().with_context(|| format!("the {} adapter has no replicated log", self.env.suite.system))
     }
 
-    async fn produce(&mut self, topic: &str, messages: u64, via: Option<Member>, acks: Acks) -> Result<()> {
+    pub(super) async fn produce(&mut self, topic: &str, count: u64, via: Option<Member>, acks: Acks) -> Result<()> {
+        let log = self.log()?;
         let first = self.state.next_message;
-        let outcomes = match self.env.adapter.log()? {
-            Log::Kafka(kafka) => {
-                let via = via.context("producing to Kafka needs `via`: the member to bootstrap through")?;
-                kafka.produce(via, topic, acks, first, messages).await?.finish().await?
-            }
-            Log::Pulsar(pulsar) => pulsar.produce(topic, first, messages).await?,
-        };
-        self.state.next_message += messages;
-        let producer = self.next_producer();
-        self.record_sends(producer, outcomes)
+        self.state.next_message += count;
+        let producer = self.history.begin_producer(topic, acked_by(acks));
+        let sends = log.produce(Produce { topic, via, acks, first, count }).await?;
+        self.record_sends(producer, sends)
     }
 
-    async fn consume(&mut self, topic: &str, via: Option<Member>, within: Duration) -> Result<()> {
-        let log = self.env.adapter.log()?;
-        // A broker just restarted may not lead its partitions yet
-        // (NotLeaderForPartition): read again until the time is up.
-        let records = wait::until(&format!("{topic} to be read to its end"), within, || async {
-            Ok(Probe::Done(match &log {
-                Log::Kafka(kafka) => {
-                    let via = via.context("reading Kafka needs `via`: the member to bootstrap through")?;
-                    kafka.consume(via, topic, within).await?.records
-                }
-                Log::Pulsar(pulsar) => pulsar.consume(topic, within).await?,
-            }))
-        })
-        .await?;
-        eprintln!("[{}] read {} records from {topic}", self.label, records.len());
-        self.state.history.begin_pass();
-        for (text, position) in records {
-            self.state.history.record_read(&text, position);
-        }
-        Ok(())
-    }
-
-    fn next_producer(&mut self) -> u32 {
-        self.state.producers += 1;
-        self.state.producers
-    }
-
-    async fn start_traffic(&mut self, kafka: &Kafka, topic: &str, via: u32, rate: u32, acks: Acks) -> Result<()> {
+    pub(super) async fn start_traffic(
+        &mut self,
+        topic: &str,
+        via: Option<Member>,
+        rate: u32,
+        acks: Acks,
+    ) -> Result<()> {
         if self.state.traffic.is_some() {
             bail!("traffic is already running: stop it first");
         }
-        // Room for a long run: ids stay unique whatever the traffic sends.
+        let log = self.log()?;
         let first = self.state.next_message;
-        self.state.next_message += 10_000_000;
-        let traffic = kafka.start_traffic(via, topic, acks, first, rate).await?;
-        let producer = self.next_producer();
-        self.state.traffic = Some((producer, traffic));
+        self.state.next_message += TRAFFIC_IDS;
+        let producer = self.history.begin_producer(topic, acked_by(acks));
+        let started_at = history::now();
+        let running = log.start_traffic(Steady { topic, via, acks, first, rate }).await?;
+        self.state.traffic = Some(Traffic { producer, started_at, running });
         Ok(())
     }
 
-    fn record_sends(&mut self, producer: u32, outcomes: Vec<(MessageId, SendOutcome)>) -> Result<()> {
-        let acked = outcomes.iter().filter(|(_, outcome)| matches!(outcome, SendOutcome::Acked { .. })).count();
-        let failed = outcomes.iter().filter(|(_, outcome)| matches!(outcome, SendOutcome::Failed { .. })).count();
-        let total = outcomes.len();
+    pub(super) async fn stop_traffic(&mut self) -> Result<()> {
+        let traffic = self.state.traffic.take().ok_or_else(|| anyhow!("no traffic is running"))?;
+        let stopped_at = history::now();
+        let sends = traffic.running.finish().await?;
+        let window = Window { producer: traffic.producer, from: traffic.started_at, to: stopped_at };
+        self.state.stopped_traffic = Some(window);
+        self.record_sends(traffic.producer, sends)
+    }
+
+    /// The longest time without an acknowledgement over the last traffic:
+    /// a measured figure, and a failure beyond `max_gap`.
+    pub(super) fn expect_available(&mut self, max_gap: Duration) -> Result<()> {
+        let window = self.state.stopped_traffic.context("no traffic was stopped")?;
+        let acks: Vec<Millis> = self
+            .history
+            .sends()
+            .filter(|sent| sent.producer == window.producer && matches!(sent.outcome, SendOutcome::Acked { .. }))
+            .map(|sent| sent.done_at)
+            .collect();
+        let gap = availability::longest_gap(&acks, window.from, window.to);
+        let seconds = gap.length() as f64 / 1000.0;
+        self.history.push(Event::Measured(Measured {
+            at: history::now(),
+            name: "max-ack-gap".into(),
+            value: seconds,
+            unit: "s".into(),
+        }));
+        self.properties.push(("max-ack-gap-seconds".into(), format!("{seconds:.1}")));
+        eprintln!("[{}] longest time without an ack: {gap}", self.label);
+        if gap.length() > max_gap.as_millis() as i64 {
+            bail!(
+                "writes stopped being acknowledged for {gap}, longer than the {} allowed",
+                humantime::format_duration(max_gap)
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads the topic to its end and at least to every position this test
+    /// had acknowledged there: one read pass of the history.
+    pub(super) async fn consume(&mut self, topic: &str, via: Option<Member>, within: Duration) -> Result<()> {
+        let log = self.log()?;
+        let acked = self.acked_ends(topic);
+        let deadline = tokio::time::Instant::now() + within;
+        let pass = self.history.begin_pass(topic);
+        // A broker just restarted may not lead its partitions yet
+        // (NotLeaderForPartition): read again until the time is up.
+        let reading = wait::until(&format!("{topic} to be read to its end"), within, || async {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            Ok(Probe::Done(log.read(topic, via, &acked, remaining.max(Duration::from_secs(5))).await?))
+        })
+        .await?;
+        let count = reading.records.len();
+        for (text, position, at) in reading.records {
+            self.history.record_read(pass, &text, position, at);
+        }
+        let short: Vec<String> =
+            reading.partitions.iter().filter(|read| !read.complete()).map(ToString::to_string).collect();
+        self.history.end_pass(pass, reading.partitions);
+        eprintln!("[{}] read {count} records from {topic} (read pass {pass})", self.label);
+        if !short.is_empty() {
+            eprintln!("[{}] acknowledged positions never became readable: {}", self.label, short.join("; "));
+        }
+        Ok(())
+    }
+
+    /// Per partition, the highest position acknowledged on `topic`.
+    fn acked_ends(&self, topic: &str) -> BTreeMap<i32, Offset> {
+        let producers: Vec<u32> = self
+            .history
+            .producers()
+            .filter(|producer| producer.topic == topic)
+            .map(|producer| producer.producer)
+            .collect();
+        let mut ends: BTreeMap<i32, Offset> = BTreeMap::new();
+        for sent in self.history.sends().filter(|sent| producers.contains(&sent.producer)) {
+            if let SendOutcome::Acked { position } = &sent.outcome {
+                let end = ends.entry(position.partition).or_insert(position.offset);
+                *end = (*end).max(position.offset);
+            }
+        }
+        ends
+    }
+
+    fn record_sends(&mut self, producer: u32, sends: Vec<SendReport>) -> Result<()> {
+        let acked = sends.iter().filter(|send| matches!(send.outcome, SendOutcome::Acked { .. })).count();
+        let failed = sends.iter().filter(|send| matches!(send.outcome, SendOutcome::Failed { .. })).count();
+        let total = sends.len();
         eprintln!(
             "[{}] producer {producer}: {total} sent, {acked} acked, {failed} failed, {} indeterminate",
             self.label,
             total - acked - failed
         );
-        if let Some((id, SendOutcome::Failed { error } | SendOutcome::Unknown { error })) =
-            outcomes.iter().find(|(_, outcome)| !matches!(outcome, SendOutcome::Acked { .. }))
+        if let Some(send) = sends.iter().find(|send| !matches!(send.outcome, SendOutcome::Acked { .. }))
+            && let SendOutcome::Failed { error } | SendOutcome::Unknown { error } = &send.outcome
         {
-            eprintln!("[{}] first send not acked: {id}: {error}", self.label);
+            eprintln!("[{}] first send not acked: {}: {error}", self.label, send.id);
         }
-        for (id, outcome) in outcomes {
-            self.state.history.record_send(producer, id, outcome);
+        for send in sends {
+            self.history.record_send(producer, send);
         }
         if acked == 0 {
             bail!("producer {producer}: none of {total} messages was acknowledged");
@@ -135,8 +185,20 @@ impl TestRun<'_> {
         Ok(())
     }
 
-    fn check_delivery(&mut self, expectations: delivery::Expectations) -> Result<()> {
-        let verdict = delivery::check(&self.state.history, &expectations);
+    pub(super) fn check_delivery(&mut self, duplicates: Duplicates, loss: Loss, pass: Option<u32>) -> Result<()> {
+        let expectations = delivery::Expectations {
+            pass,
+            duplicates_allowed: duplicates == Duplicates::Allowed,
+            loss_is_finding: loss == Loss::IsAFinding,
+        };
+        let verdict = delivery::check(&self.history, &expectations);
+        self.history.push(Event::Checked(Checked {
+            at: history::now(),
+            pass: pass.or(self.history.latest_pass()).unwrap_or(0),
+            duplicates_allowed: expectations.duplicates_allowed,
+            loss_is_finding: expectations.loss_is_finding,
+            verdict: verdict.to_string(),
+        }));
         eprintln!("[{}] delivery: {}", self.label, verdict.summary());
         match verdict.judgement() {
             Judgement::Passed => Ok(()),
@@ -149,10 +211,33 @@ impl TestRun<'_> {
         }
     }
 
-    async fn expect_brokers(&self, kafka: &Kafka, replicas: u32, ids: &[i32], within: Duration) -> Result<()> {
+    pub(super) async fn remember_leader(&mut self, topic: &str, partition: i32) -> Result<()> {
+        let (log, replicas) = (self.replicated()?, self.env.replicas().await?);
+        let what = format!("the leader of {topic}/{partition}");
+        let leader = wait::until(&what, self.defaults().client_within, || async {
+            Ok(Probe::Done(log.leader(replicas, topic, partition).await?))
+        })
+        .await?;
+        eprintln!("[{}] {what} is member {leader}", self.label);
+        self.state.leader = Some(leader);
+        Ok(())
+    }
+
+    pub(super) async fn create_topic(&self, topic: &str, partitions: i32, replication: i32) -> Result<()> {
+        let (log, replicas) = (self.replicated()?, self.env.replicas().await?);
+        create_topic(log, replicas, topic, (partitions, replication), self.defaults()).await
+    }
+
+    pub(super) async fn expect_in_sync(&self, topic: &str, within: Duration) -> Result<()> {
+        let (log, replicas) = (self.replicated()?, self.env.replicas().await?);
+        expect_in_sync(log, replicas, topic, within).await
+    }
+
+    pub(super) async fn expect_brokers(&self, ids: &[i32], within: Duration) -> Result<()> {
+        let (log, replicas) = (self.replicated()?, self.env.replicas().await?);
         let members = &self.env.members;
         wait::until(&format!("brokers {ids:?}, each on its own member"), within, || async {
-            let brokers = kafka.brokers(replicas).await?;
+            let brokers = log.brokers(replicas).await?;
             let registered: Vec<i32> = brokers.keys().copied().collect();
             if registered != ids {
                 let strangers: Vec<i32> = registered.iter().filter(|id| !ids.contains(id)).copied().collect();
@@ -182,22 +267,22 @@ impl TestRun<'_> {
 /// time out on our side and still succeed) and waits until every partition
 /// has a leader and all its replicas in sync.
 pub(in crate::runner) async fn create_topic(
-    kafka: &Kafka,
+    log: &dyn ReplicatedLog,
     replicas: u32,
     topic: &str,
-    partitions: i32,
-    replication: i32,
+    (partitions, replication): (i32, i32),
+    defaults: &Defaults,
 ) -> Result<()> {
-    wait::until(&format!("topic {topic} to be created"), CLIENT_RETRY, || async {
-        Ok(Probe::Done(kafka.create_topic(replicas, topic, partitions, replication).await?))
+    wait::until(&format!("topic {topic} to be created"), defaults.client_within, || async {
+        Ok(Probe::Done(log.create_topic(replicas, topic, partitions, replication).await?))
     })
     .await?;
-    expect_in_sync(kafka, replicas, topic, SYNC_TIMEOUT).await
+    expect_in_sync(log, replicas, topic, defaults.sync_within).await
 }
 
-async fn expect_in_sync(kafka: &Kafka, replicas: u32, topic: &str, within: Duration) -> Result<()> {
+async fn expect_in_sync(log: &dyn ReplicatedLog, replicas: u32, topic: &str, within: Duration) -> Result<()> {
     wait::until(&format!("every partition of {topic} to be fully in sync"), within, || async {
-        let partitions = kafka.partitions(replicas, topic).await?;
+        let partitions = log.partitions(replicas, topic).await?;
         let lagging: Vec<String> = partitions
             .iter()
             .filter(|p| p.leader < 0 || !p.fully_in_sync())

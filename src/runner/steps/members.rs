@@ -4,13 +4,16 @@
 
 use super::TestRun;
 use crate::checks::local_storage::{self, MemberClaims};
+use crate::checks::members;
 use crate::k8s::conditions::restart_count;
 use crate::suite::Member;
 use crate::wait::{self, Probe};
 use anyhow::{Context, Result, anyhow, bail};
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
-use kube::api::{Api, LogParams};
+use kube::api::Api;
 use std::time::Duration;
 
 /// A member as remembered: which pod, where, how often restarted.
@@ -26,7 +29,7 @@ impl TestRun<'_> {
         let env = self.env;
         let spec = env.local_volumes.as_ref().context("the fixture declares no LocalVolumes")?;
         let (key, value) = spec.label();
-        let set = env.sets.get(&env.suite.params.statefulset).await?;
+        let set = env.sets.get(&env.suite.members.statefulset).await?;
         local_storage::requires_node_label(&set, key, value).map_err(|why| anyhow!(why))?;
         let nodes: Api<Node> = Api::all(env.cluster.client.clone());
         let volumes: Api<PersistentVolume> = Api::all(env.cluster.client.clone());
@@ -62,7 +65,7 @@ impl TestRun<'_> {
             let snapshot = MemberSnapshot {
                 uid: pod.uid().unwrap_or_default(),
                 node: pod.spec.as_ref().and_then(|spec| spec.node_name.clone()),
-                restarts: restart_count(&pod, &env.suite.params.container),
+                restarts: restart_count(&pod, &env.suite.members.container),
             };
             self.state.members.insert(member, snapshot);
         }
@@ -90,7 +93,7 @@ impl TestRun<'_> {
             if pod.uid().unwrap_or_default() != before.uid {
                 bail!("{name} was replaced by a new pod");
             }
-            let restarts = restart_count(&pod, &self.env.suite.params.container);
+            let restarts = restart_count(&pod, &self.env.suite.members.container);
             if restarts != before.restarts {
                 bail!("{name} restarted: restartCount {} then {restarts}", before.restarts);
             }
@@ -104,7 +107,7 @@ impl TestRun<'_> {
         let reason = wait::until(&format!("{name} to be Pending, unschedulable"), within, || async {
             Ok(match pods.get_opt(&name).await? {
                 None => Probe::Pending("no such pod yet".into()),
-                Some(pod) => match unschedulable(&pod) {
+                Some(pod) => match members::unschedulable(&pod) {
                     Some(message) => Probe::Done(message),
                     None => Probe::Pending(format!("phase {:?}", pod.status.and_then(|status| status.phase))),
                 },
@@ -116,38 +119,26 @@ impl TestRun<'_> {
     }
 
     pub(super) async fn expect_rolled_out(&self, within: Duration) -> Result<()> {
-        match self.env.wait_rolled_out(within).await {
-            Ok(()) => Ok(()),
-            Err(timed_out) => bail!("{timed_out}\n{}", self.members_report().await?),
-        }
+        self.env.wait_rolled_out(within).await
     }
 
-    /// What each member is doing, with the previous logs of those restarted.
-    async fn members_report(&self) -> Result<String> {
+    /// What the PodDisruptionBudgets that select the members allow, for a
+    /// drain that was granted when it should have been refused.
+    pub(super) async fn budgets_described(&self) -> String {
         let env = self.env;
-        let container = &env.suite.params.container;
-        let mut report = Vec::new();
-        for member in 0..env.replicas().await? {
-            let name = env.members.pod(member);
-            let pod = env.members.pods.get_opt(&name).await?;
-            report.push(describe_member(&name, pod.as_ref(), container));
-            if pod.as_ref().is_some_and(|pod| restart_count(pod, container) > 0) {
-                let params = LogParams {
-                    container: Some(container.clone()),
-                    previous: true,
-                    tail_lines: Some(PREVIOUS_LOG_LINES),
-                    ..Default::default()
-                };
-                match env.members.pods.logs(&name, &params).await {
-                    Ok(logs) => report.push(format!(
-                        "  previous logs of {name} (last {PREVIOUS_LOG_LINES} lines):\n{}",
-                        indent(&logs)
-                    )),
-                    Err(error) => report.push(format!("  no previous logs of {name}: {error}")),
-                }
-            }
+        let budgets: Api<PodDisruptionBudget> = Api::namespaced(env.cluster.client.clone(), &env.namespace);
+        let pod = env.members.pods.get_opt(&env.members.pod(0)).await.ok().flatten();
+        let labels = pod.map(|pod| pod.labels().clone()).unwrap_or_default();
+        let Ok(list) = budgets.list(&Default::default()).await else {
+            return "the PodDisruptionBudgets could not be read".into();
+        };
+        let selecting: Vec<String> =
+            list.items.iter().filter(|budget| selects(budget, &labels)).map(describe_budget).collect();
+        if selecting.is_empty() {
+            "no PodDisruptionBudget selects the members".into()
+        } else {
+            format!("{} allowed the eviction", selecting.join(", "))
         }
-        Ok(report.join("\n"))
     }
 
     pub(super) async fn expect_gone(&self, member: Member, within: Duration) -> Result<()> {
@@ -164,87 +155,24 @@ impl TestRun<'_> {
     }
 }
 
-const PREVIOUS_LOG_LINES: i64 = 15;
-
-fn indent(text: &str) -> String {
-    text.lines().map(|line| format!("    {line}")).collect::<Vec<_>>().join("\n")
+/// Whether the budget's selector (its matchLabels) selects pods with `labels`.
+fn selects(budget: &PodDisruptionBudget, labels: &std::collections::BTreeMap<String, String>) -> bool {
+    let wanted = budget.spec.as_ref().and_then(|spec| spec.selector.as_ref()).and_then(|s| s.match_labels.as_ref());
+    wanted.is_some_and(|wanted| wanted.iter().all(|(key, value)| labels.get(key) == Some(value)))
 }
 
-/// One line on what a member's pod is doing.
-fn describe_member(name: &str, pod: Option<&Pod>, container: &str) -> String {
-    let Some(pod) = pod else {
-        return format!("{name}: not created (members are created in order: an earlier one is not Ready)");
+/// `PodDisruptionBudget zk-pdb (maxUnavailable 2, 1 disruption allowed)`.
+fn describe_budget(budget: &PodDisruptionBudget) -> String {
+    let spec = budget.spec.as_ref();
+    let quantity = |value: &IntOrString| match value {
+        IntOrString::Int(n) => n.to_string(),
+        IntOrString::String(text) => text.clone(),
     };
-    if let Some(message) = unschedulable(pod) {
-        return format!("{name}: Pending, unschedulable: {message}");
-    }
-    let status = pod.status.as_ref();
-    let phase = status.and_then(|status| status.phase.clone()).unwrap_or_else(|| "unknown".into());
-    let mut line = format!("{name}: {phase}, restarts {}", restart_count(pod, container));
-    let state = status
-        .and_then(|status| status.container_statuses.as_ref())
-        .and_then(|all| all.iter().find(|c| c.name == container));
-    if let Some(waiting) = state.and_then(|c| c.state.as_ref()).and_then(|s| s.waiting.as_ref()) {
-        line += &format!(", waiting: {}", waiting.reason.as_deref().unwrap_or("?"));
-    }
-    if let Some(ended) = state.and_then(|c| c.last_state.as_ref()).and_then(|s| s.terminated.as_ref()) {
-        line +=
-            &format!(", last terminated: {} (exit code {})", ended.reason.as_deref().unwrap_or("?"), ended.exit_code);
-    }
-    line
-}
-
-/// The scheduler's message, when it found no node for the pod.
-fn unschedulable(pod: &Pod) -> Option<String> {
-    let status = pod.status.as_ref()?;
-    if status.phase.as_deref() != Some("Pending") {
-        return None;
-    }
-    let scheduled = status.conditions.iter().flatten().find(|condition| condition.type_ == "PodScheduled")?;
-    (scheduled.status == "False" && scheduled.reason.as_deref() == Some("Unschedulable"))
-        .then(|| scheduled.message.clone().unwrap_or_default())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::unschedulable;
-
-    fn pod(phase: &str, scheduled: serde_json::Value) -> k8s_openapi::api::core::v1::Pod {
-        serde_json::from_value(serde_json::json!({"metadata": {"name": "bookie-2"},
-            "status": {"phase": phase, "conditions": [scheduled]}}))
-        .unwrap()
-    }
-
-    #[test]
-    fn a_member_is_described_by_what_keeps_it_from_serving() {
-        use super::describe_member;
-        assert!(describe_member("bookie-2", None, "bookie").contains("not created"));
-        let refused = serde_json::json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-            "message": "0/5 nodes are available"});
-        assert_eq!(
-            describe_member("bookie-2", Some(&pod("Pending", refused)), "bookie"),
-            "bookie-2: Pending, unschedulable: 0/5 nodes are available"
-        );
-        let crashing: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "bookie-1"},
-            "status": {"phase": "Running", "containerStatuses": [{"name": "bookie", "image": "i", "imageID": "",
-                "ready": false, "restartCount": 4,
-                "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-                "lastState": {"terminated": {"reason": "Error", "exitCode": 1}}}]}}))
-        .unwrap();
-        assert_eq!(
-            describe_member("bookie-1", Some(&crashing), "bookie"),
-            "bookie-1: Running, restarts 4, waiting: CrashLoopBackOff, last terminated: Error (exit code 1)"
-        );
-    }
-
-    #[test]
-    fn only_a_pending_pod_the_scheduler_refused_is_unschedulable() {
-        let refused = serde_json::json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-            "message": "0/5 nodes are available"});
-        assert_eq!(unschedulable(&pod("Pending", refused.clone())).as_deref(), Some("0/5 nodes are available"));
-        assert_eq!(unschedulable(&pod("Running", refused)), None);
-        let placed = serde_json::json!({"type": "PodScheduled", "status": "True"});
-        assert_eq!(unschedulable(&pod("Pending", placed)), None);
-    }
+    let limit = match (spec.and_then(|s| s.max_unavailable.as_ref()), spec.and_then(|s| s.min_available.as_ref())) {
+        (Some(max), _) => format!("maxUnavailable {}", quantity(max)),
+        (None, Some(min)) => format!("minAvailable {}", quantity(min)),
+        (None, None) => "no limit".into(),
+    };
+    let allowed = budget.status.as_ref().map_or(0, |status| status.disruptions_allowed);
+    format!("PodDisruptionBudget {} ({limit}, {allowed} disruption(s) allowed)", budget.name_any())
 }

@@ -1,9 +1,12 @@
 //! Producing and consuming with outcomes recorded: every send gets its
-//! delivery report classified by librdkafka's own persistence status, and
-//! every record read goes into the history with its partition and offset.
+//! delivery report classified by librdkafka's own persistence status, with
+//! when it was sent and when its report came, and every record read comes
+//! back with its partition, offset and the time it was read.
 
-use crate::checks::delivery::{MessageId, Offset, Position, Read, SendOutcome};
+use crate::history::{self, Millis, MessageId, Offset, PartitionRead, Position, SendReport, SendOutcome};
 use crate::suite::Acks;
+use crate::systems::{Reading, Running};
+use async_trait::async_trait;
 use anyhow::{Context, Result, bail};
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
@@ -24,10 +27,10 @@ const MESSAGE_TIMEOUT: Duration = Duration::from_secs(120);
 const FLUSH_MARGIN: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(200);
 
-/// Delivery reports, by the index of the send.
+/// Delivery reports, by the index of the send, with when each came.
 #[derive(Default)]
 struct Recorder {
-    outcomes: Mutex<HashMap<usize, SendOutcome>>,
+    outcomes: Mutex<HashMap<usize, (SendOutcome, Millis)>>,
 }
 
 impl ClientContext for Recorder {}
@@ -50,7 +53,7 @@ impl ProducerContext for Recorder {
                 }
             }
         };
-        self.outcomes.lock().expect("delivery outcomes").insert(index, outcome);
+        self.outcomes.lock().expect("delivery outcomes").insert(index, (outcome, history::now()));
     }
 }
 
@@ -58,7 +61,7 @@ impl ProducerContext for Recorder {
 /// until stopped) and returns every send with its outcome, in send order.
 pub struct Traffic {
     stop: Arc<AtomicBool>,
-    task: JoinHandle<Result<Vec<(MessageId, SendOutcome)>>>,
+    task: JoinHandle<Result<Vec<SendReport>>>,
 }
 
 impl Traffic {
@@ -81,23 +84,32 @@ impl Traffic {
             // Every message still queued gets its report within the timeout.
             let _ = producer.flush(MESSAGE_TIMEOUT + FLUSH_MARGIN);
             let mut outcomes = std::mem::take(&mut *producer.context().outcomes.lock().expect("delivery outcomes"));
+            let closed = history::now();
             Ok(ids
                 .into_iter()
                 .enumerate()
-                .map(|(index, (id, refused))| {
-                    let outcome = refused.or_else(|| outcomes.remove(&index)).unwrap_or(SendOutcome::Unknown {
-                        error: "no delivery report before the producer was closed".into(),
-                    });
-                    (id, outcome)
+                .map(|(index, (id, sent_at, refused))| {
+                    let (outcome, done_at) = refused.map(|refused| (refused, sent_at)).or_else(|| outcomes.remove(&index)).unwrap_or((
+                        SendOutcome::Unknown { error: "no delivery report before the producer was closed".into() },
+                        closed,
+                    ));
+                    SendReport { id, sent_at, done_at, outcome }
                 })
                 .collect())
         });
         Ok(Traffic { stop, task })
     }
 
-    pub async fn finish(mut self) -> Result<Vec<(MessageId, SendOutcome)>> {
+    pub async fn finish(mut self) -> Result<Vec<SendReport>> {
         self.stop.store(true, Ordering::SeqCst);
         (&mut self.task).await.context("the producer task panicked")?
+    }
+}
+
+#[async_trait]
+impl Running for Traffic {
+    async fn finish(self: Box<Self>) -> Result<Vec<SendReport>> {
+        Traffic::finish(*self).await
     }
 }
 
@@ -120,8 +132,8 @@ fn apply_acks(config: &mut ClientConfig, acks: Acks) {
 }
 
 /// Sends until `count` are sent or `stop` is set, at most `rate` a second.
-/// Returns every id in send order, with an outcome for those the client
-/// refused outright (never sent).
+/// Returns every id in send order with when it was sent, and an outcome for
+/// those the client refused outright (never sent).
 fn send_all(
     producer: &ThreadedProducer<Recorder>,
     topic: &str,
@@ -129,7 +141,7 @@ fn send_all(
     count: Option<u64>,
     rate: Option<u32>,
     stop: &AtomicBool,
-) -> Vec<(MessageId, Option<SendOutcome>)> {
+) -> Vec<(MessageId, Millis, Option<SendOutcome>)> {
     let started = Instant::now();
     let mut sent = Vec::new();
     for number in first.. {
@@ -141,8 +153,9 @@ fn send_all(
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
         }
         let id = MessageId::numbered(number);
+        let sent_at = history::now();
         let refused = send_one(producer, topic, &id, sent.len());
-        sent.push((id, refused));
+        sent.push((id, sent_at, refused));
     }
     sent
 }
@@ -159,17 +172,15 @@ fn send_one(producer: &ThreadedProducer<Recorder>, topic: &str, id: &MessageId, 
     }
 }
 
-/// What a read to the end found, and how long it fetched: from the
-/// assignment, once the partitions and their ends are known, to the last
-/// record (what `kafka-consumer-perf-test` reports as its fetch time).
-pub struct Reading {
-    pub records: Vec<Read>,
-    pub fetching: Duration,
-}
-
-/// Reads every partition from the beginning to its high watermark as it was
-/// when the read began.
-pub async fn read_to_end(mut config: ClientConfig, topic: &str, within: Duration) -> Result<Reading> {
+/// Reads every partition from the beginning up to the end it had when the
+/// read began and at least to its highest acknowledged offset (`acked`),
+/// until `within` is up.
+pub async fn read_to_end(
+    mut config: ClientConfig,
+    topic: &str,
+    acked: BTreeMap<i32, i64>,
+    within: Duration,
+) -> Result<Reading> {
     config
         .set("group.id", format!("stateproof-read-{}", std::process::id()))
         .set("enable.auto.commit", "false")
@@ -177,47 +188,109 @@ pub async fn read_to_end(mut config: ClientConfig, topic: &str, within: Duration
         .set("auto.offset.reset", "earliest");
     let consumer: BaseConsumer = config.create().context("creating the consumer")?;
     let topic = topic.to_string();
-    tokio::task::spawn_blocking(move || read_blocking(&consumer, &topic, within)).await?
+    tokio::task::spawn_blocking(move || read_blocking(&consumer, &topic, &acked, within)).await?
 }
 
-fn read_blocking(consumer: &BaseConsumer, topic: &str, within: Duration) -> Result<Reading> {
+/// One partition's read: the last offset it must reach, the log's end as
+/// last seen (its high watermark: the next offset), and the last read.
+struct Lane {
+    target: Option<i64>,
+    end: i64,
+    read: Option<i64>,
+    /// When the end was last asked for.
+    asked: Instant,
+}
+
+impl Lane {
+    fn done(&self) -> bool {
+        match (self.target, self.read) {
+            (None, _) => true,
+            (Some(target), Some(read)) => read >= target,
+            (Some(_), None) => false,
+        }
+    }
+
+    /// Read everything the log offered, yet short of the target.
+    fn stalled(&self) -> bool {
+        self.read.unwrap_or(-1) + 1 >= self.end
+    }
+
+    fn report(&self, partition: i32) -> PartitionRead {
+        PartitionRead {
+            partition,
+            target: self.target.map(Offset::Sequence),
+            readable: (self.end > 0).then(|| Offset::Sequence(self.end - 1)),
+            read: self.read.map(Offset::Sequence),
+        }
+    }
+}
+
+/// How often a partition that reached the log's end asks for a new end.
+const END_REFRESH: Duration = Duration::from_secs(1);
+
+fn read_blocking(consumer: &BaseConsumer, topic: &str, acked: &BTreeMap<i32, i64>, within: Duration) -> Result<Reading> {
     let deadline = Instant::now() + within;
     let ends = high_watermarks(consumer, topic, within)?;
+    let mut lanes: BTreeMap<i32, Lane> = ends
+        .iter()
+        .map(|(partition, end)| {
+            let target = [(*end > 0).then(|| end - 1), acked.get(partition).copied()].into_iter().flatten().max();
+            (*partition, Lane { target, end: *end, read: None, asked: Instant::now() })
+        })
+        .collect();
     let mut assignment = TopicPartitionList::new();
-    for partition in ends.keys() {
+    for partition in lanes.keys() {
         assignment.add_partition_offset(topic, *partition, KafkaOffset::Beginning)?;
     }
     consumer.assign(&assignment)?;
     let fetch_started = Instant::now();
-    let mut next: BTreeMap<i32, i64> = ends.keys().map(|partition| (*partition, 0)).collect();
     let mut records = Vec::new();
-    let behind = |next: &BTreeMap<i32, i64>| ends.iter().filter(|(partition, end)| next[partition] < **end).count();
-    while behind(&next) > 0 {
-        if Instant::now() > deadline {
-            let unfinished: Vec<String> = ends
-                .iter()
-                .filter(|(partition, end)| next[partition] < **end)
-                .map(|(partition, end)| format!("partition {partition} at offset {} of {end}", next[partition]))
-                .collect();
-            bail!("{topic} was not read to its end within {within:?}: {}", unfinished.join(", "));
-        }
+    while !lanes.values().all(Lane::done) && Instant::now() < deadline {
         match consumer.poll(POLL) {
             Some(Ok(message)) => {
                 let text = message.payload().map(|bytes| String::from_utf8_lossy(bytes).into_owned());
                 let position = Position { partition: message.partition(), offset: Offset::Sequence(message.offset()) };
-                records.push((text.unwrap_or_default(), position));
-                next.insert(message.partition(), message.offset() + 1);
+                records.push((text.unwrap_or_default(), position, history::now()));
+                if let Some(lane) = lanes.get_mut(&message.partition()) {
+                    lane.read = Some(message.offset());
+                    lane.end = lane.end.max(message.offset() + 1);
+                }
             }
-            // Reaching the end of the log (even one truncated below the
-            // watermark read before) finishes the partition.
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                next.insert(partition, ends.get(&partition).copied().unwrap_or(0));
-            }
-            None => {}
+            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
             Some(Err(error)) => eprintln!("stateproof: reading {topic}: {error}"),
         }
+        // At the log's end short of the target: the end may still grow
+        // (followers catching up with an ack the leader gave alone).
+        for (partition, lane) in lanes.iter_mut().filter(|(_, lane)| !lane.done() && lane.stalled()) {
+            refresh_end(consumer, topic, *partition, lane);
+        }
     }
-    Ok(Reading { records, fetching: fetch_started.elapsed() })
+    for (partition, lane) in lanes.iter_mut().filter(|(_, lane)| !lane.done()) {
+        lane.asked = Instant::now() - END_REFRESH;
+        refresh_end(consumer, topic, *partition, lane);
+    }
+    let unfinished: Vec<String> = lanes
+        .iter()
+        .filter(|(_, lane)| !lane.done() && !lane.stalled())
+        .map(|(partition, lane)| lane.report(*partition).to_string())
+        .collect();
+    if !unfinished.is_empty() {
+        bail!("incomplete read: {topic} was not read to the end the log offered within {within:?}: {}", unfinished.join("; "));
+    }
+    let partitions = lanes.iter().map(|(partition, lane)| lane.report(*partition)).collect();
+    Ok(Reading { records, partitions, fetching: fetch_started.elapsed() })
+}
+
+/// Asks for the partition's end again, at most once per `END_REFRESH`. The
+/// end may also shrink (a truncated log), which is what it is then.
+fn refresh_end(consumer: &BaseConsumer, topic: &str, partition: i32, lane: &mut Lane) {
+    if lane.asked.elapsed() < END_REFRESH {
+        return;
+    }
+    lane.asked = Instant::now();
+    if let Ok((_, high)) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)) {
+        lane.end = high;
+    }
 }
 
 /// Each partition's high watermark: the end a complete read must reach.
@@ -239,4 +312,30 @@ fn high_watermarks(consumer: &BaseConsumer, topic: &str, within: Duration) -> Re
         ends.insert(partition, high);
     }
     Ok(ends)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lane(target: Option<i64>, end: i64, read: Option<i64>) -> Lane {
+        Lane { target, end, read, asked: Instant::now() }
+    }
+
+    #[test]
+    fn a_partition_is_done_once_its_target_is_read() {
+        assert!(lane(None, 0, None).done(), "an empty partition with nothing acked");
+        assert!(lane(Some(9), 10, Some(9)).done());
+        assert!(!lane(Some(9), 10, Some(8)).done());
+        assert!(!lane(Some(0), 0, None).done());
+    }
+
+    #[test]
+    fn a_read_that_took_all_the_log_offered_short_of_its_target_is_stalled_not_unfinished() {
+        // acks=1: acknowledged up to 3390, the followers let the end reach 120 only
+        assert!(lane(Some(3390), 121, Some(120)).stalled());
+        assert!(!lane(Some(3390), 121, Some(100)).stalled());
+        assert_eq!(lane(Some(3390), 121, Some(120)).report(1).to_string(), "p1 read to 120 of 3390, readable to 120");
+        assert_eq!(lane(Some(5), 0, None).report(0).to_string(), "p0 read to nothing of 5, readable to nothing");
+    }
 }

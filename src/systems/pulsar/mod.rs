@@ -1,19 +1,22 @@
 //! Pulsar through the `pulsar` crate, from the harness process. The members
 //! under test are BookKeeper bookies; clients talk to the Pulsar broker in
-//! front of them (the suite's `front`), through a port-forward whose relay
+//! front of them (`params.broker`), through a port-forward whose relay
 //! rewrites the broker URLs of topic lookups (see `dialect`). Producers and
-//! consumers record into the shared delivery history.
+//! consumers record into the test's history.
 
 mod dialect;
-mod http;
 
-use crate::checks::delivery::{MessageId, Offset, Position, Read, SendOutcome};
+use crate::http;
+use crate::history::{self, MessageId, Offset, PartitionRead, Position, SendReport, SendOutcome};
 use crate::k8s::conditions::pod_ready;
 use crate::k8s::portforward;
-use crate::suite::Front;
-use crate::systems::Members;
+use crate::suite::{Capability, Member};
 use crate::systems::gateway::Gateway;
+use crate::systems::{Log, Members, Produce, Reading, Running, System, SystemKind, Traffic, params};
 use anyhow::{Context, Result, bail};
+use async_trait::async_trait;
+use serde::Deserialize;
+use std::collections::BTreeMap;
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use pulsar::consumer::InitialPosition;
@@ -28,33 +31,47 @@ use std::time::{Duration, Instant};
 const IN_FLIGHT: usize = 1000;
 const RECEIVE_POLL: Duration = Duration::from_secs(5);
 
+pub static KIND: SystemKind = SystemKind {
+    name: "pulsar",
+    offers: &[Capability::Log],
+    check_params: |value| params::<Params>("pulsar", value).map(drop),
+    build,
+};
+
+/// `params` of a Pulsar suite, whose members are the bookies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Params {
+    /// The bookies' HTTP admin API, which lists the writable bookies.
+    admin_port: u16,
+    /// The Pulsar brokers the clients talk to.
+    broker: Broker,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Broker {
+    statefulset: String,
+    port: u16,
+}
+
+fn build(members: &Members, value: &serde_json::Value) -> Result<Box<dyn System>> {
+    let params: Params = params("pulsar", value)?;
+    Ok(Box::new(Pulsar::new(members.clone(), params)))
+}
+
 pub struct Pulsar {
     gateway: Gateway,
     members: Members,
-    front: Front,
+    params: Params,
     reads: AtomicU32,
 }
 
-impl Pulsar {
-    pub fn new(members: Members, front: Option<Front>) -> Result<Self> {
-        let front = front.context("a Pulsar suite names its brokers: params.front {statefulset, port}")?;
-        let gateway = Gateway::new(members.pods.clone(), dialect::relay);
-        Ok(Pulsar { gateway, members, front, reads: AtomicU32::new(0) })
-    }
-
-    fn front_pod(&self) -> String {
-        format!("{}-0", self.front.statefulset)
-    }
-
-    /// The service URL a client outside the cluster uses.
-    async fn service_url(&self) -> Result<String> {
-        let local = self.gateway.local_address(&self.front_pod(), self.front.port).await?;
-        Ok(format!("pulsar://{local}"))
-    }
-
+#[async_trait]
+impl System for Pulsar {
     /// Healthy: every member is a writable bookie, registered under its own
     /// pod's name, and the broker in front is Ready.
-    pub async fn health(&self, replicas: u32) -> Result<Result<(), String>> {
+    async fn health(&self, replicas: u32) -> Result<Result<(), String>> {
         let writable = match self.writable_bookies(replicas).await {
             Ok(writable) => writable,
             Err(error) => return Ok(Err(format!("{error:#}"))),
@@ -71,6 +88,57 @@ impl Pulsar {
         }
     }
 
+    fn log(&self) -> Option<&dyn Log> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Log for Pulsar {
+    /// Produces without batching, a window of sends in flight; each outcome
+    /// from its receipt.
+    async fn produce(&self, produce: Produce<'_>) -> Result<Vec<SendReport>> {
+        let url = self.service_url().await?;
+        // On a runtime worker: the client's futures are too deep for the
+        // stack of the test thread that awaits this.
+        tokio::spawn(send_all(url, produce.topic.to_string(), produce.first, produce.count)).await?
+    }
+
+    async fn start_traffic(&self, _traffic: Traffic<'_>) -> Result<Box<dyn Running>> {
+        bail!("the pulsar adapter offers no background traffic")
+    }
+
+    /// Reads through a new subscription from the earliest message, removed after.
+    async fn read(
+        &self,
+        topic: &str,
+        _via: Option<Member>,
+        acked: &BTreeMap<i32, Offset>,
+        within: Duration,
+    ) -> Result<Reading> {
+        let url = self.service_url().await?;
+        let subscription = format!("stateproof-read-{}", self.reads.fetch_add(1, Ordering::SeqCst));
+        let acked = acked.get(&0).copied();
+        tokio::spawn(read_to_end(url, topic.to_string(), subscription, acked, within)).await?
+    }
+}
+
+impl Pulsar {
+    fn new(members: Members, params: Params) -> Self {
+        let gateway = Gateway::new(members.pods.clone(), dialect::relay);
+        Pulsar { gateway, members, params, reads: AtomicU32::new(0) }
+    }
+
+    fn front_pod(&self) -> String {
+        format!("{}-0", self.params.broker.statefulset)
+    }
+
+    /// The service URL a client outside the cluster uses.
+    async fn service_url(&self) -> Result<String> {
+        let local = self.gateway.local_address(&self.front_pod(), self.params.broker.port).await?;
+        Ok(format!("pulsar://{local}"))
+    }
+
     /// The pods of the bookies the cluster lists as writable, asked of the
     /// first member whose HTTP admin API answers.
     pub async fn writable_bookies(&self, replicas: u32) -> Result<BTreeSet<String>> {
@@ -78,7 +146,7 @@ impl Pulsar {
         for member in 0..replicas.max(1) {
             let pod = self.members.pod(member);
             let answer = async {
-                let forward = portforward::forward(self.members.pods.clone(), &pod, self.members.client_port).await?;
+                let forward = portforward::forward(self.members.pods.clone(), &pod, self.params.admin_port).await?;
                 http::get(forward.local, "/api/v1/bookie/list_bookies?type=rw&print_hostnames=true").await
             };
             match answer.await {
@@ -89,22 +157,6 @@ impl Pulsar {
         Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no bookie to ask")))
     }
 
-    /// Produces `count` messages numbered from `first`, without batching, a
-    /// window of them in flight; returns every send's outcome, in order.
-    pub async fn produce(&self, topic: &str, first: u64, count: u64) -> Result<Vec<(MessageId, SendOutcome)>> {
-        let url = self.service_url().await?;
-        // On a runtime worker: the client's futures are too deep for the
-        // stack of the test thread that awaits this.
-        tokio::spawn(produce(url, topic.to_string(), first, count)).await?
-    }
-
-    /// Reads `topic` from its beginning up to the last message it held when
-    /// the read began, through a new subscription that is removed after.
-    pub async fn consume(&self, topic: &str, within: Duration) -> Result<Vec<Read>> {
-        let url = self.service_url().await?;
-        let subscription = format!("stateproof-read-{}", self.reads.fetch_add(1, Ordering::SeqCst));
-        tokio::spawn(consume(url, topic.to_string(), subscription, within)).await?
-    }
 }
 
 async fn connect(url: &str) -> Result<pulsar::Pulsar<TokioExecutor>> {
@@ -114,7 +166,7 @@ async fn connect(url: &str) -> Result<pulsar::Pulsar<TokioExecutor>> {
         .with_context(|| format!("connecting to the Pulsar broker through {url}"))
 }
 
-async fn produce(url: String, topic: String, first: u64, count: u64) -> Result<Vec<(MessageId, SendOutcome)>> {
+async fn send_all(url: String, topic: String, first: u64, count: u64) -> Result<Vec<SendReport>> {
     let client = connect(&url).await?;
     let mut producer = client
         .producer()
@@ -126,10 +178,11 @@ async fn produce(url: String, topic: String, first: u64, count: u64) -> Result<V
         .build()
         .await
         .with_context(|| format!("creating a producer on {topic}"))?;
-    let mut outcomes = Vec::with_capacity(count as usize);
+    let mut sends = Vec::with_capacity(count as usize);
     let mut pending = FuturesOrdered::new();
     for number in first..first + count {
         let id = MessageId::numbered(number);
+        let sent_at = history::now();
         let sent = producer.send_non_blocking(id.to_string().into_bytes()).await;
         pending.push_back(async move {
             let outcome = match sent {
@@ -139,20 +192,30 @@ async fn produce(url: String, topic: String, first: u64, count: u64) -> Result<V
                 },
                 Err(error) => SendOutcome::Unknown { error: error.to_string() },
             };
-            (id, outcome)
+            SendReport { id, sent_at, done_at: history::now(), outcome }
         });
         while pending.len() >= IN_FLIGHT {
-            outcomes.extend(pending.next().await);
+            sends.extend(pending.next().await);
         }
     }
     while let Some(done) = pending.next().await {
-        outcomes.push(done);
+        sends.push(done);
     }
     let _ = producer.close().await;
-    Ok(outcomes)
+    Ok(sends)
 }
 
-async fn consume(url: String, topic: String, subscription: String, within: Duration) -> Result<Vec<Read>> {
+/// Reads from the earliest message up to the last one the topic had when the
+/// read began, and at least to `acked`, until `within` is up. Then asks
+/// the topic's last message again, to tell an ack never offered for
+/// reading from a read that stopped short.
+async fn read_to_end(
+    url: String,
+    topic: String,
+    subscription: String,
+    acked: Option<Offset>,
+    within: Duration,
+) -> Result<Reading> {
     let deadline = Instant::now() + within;
     let client = connect(&url).await?;
     let mut consumer: pulsar::Consumer<Vec<u8>, TokioExecutor> = client
@@ -164,23 +227,32 @@ async fn consume(url: String, topic: String, subscription: String, within: Durat
         .build()
         .await
         .with_context(|| format!("subscribing to {topic}"))?;
-    let last = consumer.get_last_message_id().await?.into_iter().next().context("no last message id")?;
-    let end = position(&last);
+    let started = last_offset(&mut consumer).await?;
+    let target = started.into_iter().chain(acked).max();
+    let fetch_started = Instant::now();
     let mut records = Vec::new();
-    let mut reached = last.entry_id == u64::MAX;
-    while !reached {
-        if Instant::now() > deadline {
-            bail!("{topic} was not read to its end ({end}) within {within:?}: {} records read", records.len());
-        }
+    let mut read: Option<Offset> = None;
+    while target.is_some_and(|target| read.is_none_or(|read| read < target)) && Instant::now() < deadline {
         let Ok(next) = tokio::time::timeout(RECEIVE_POLL, consumer.next()).await else { continue };
         let message = next.context("the consumer's stream ended")??;
         let at = position(&message.message_id.id);
-        records.push((String::from_utf8_lossy(&message.payload.data).into_owned(), at));
+        records.push((String::from_utf8_lossy(&message.payload.data).into_owned(), at, history::now()));
         consumer.ack(&message).await.with_context(|| format!("acknowledging {at}"))?;
-        reached = at >= end;
+        read = read.max(Some(at.offset));
     }
+    let readable = last_offset(&mut consumer).await.unwrap_or(started);
     let _ = consumer.unsubscribe().await;
-    Ok(records)
+    let partition = PartitionRead { partition: 0, target, readable, read };
+    if !partition.complete() && read.is_none_or(|read| readable.is_some_and(|readable| read < readable)) {
+        bail!("incomplete read: {topic} was not read to the end the log offered within {within:?}: {partition}");
+    }
+    Ok(Reading { records, partitions: vec![partition], fetching: fetch_started.elapsed() })
+}
+
+/// The position of the topic's last message, or nothing when it has none.
+async fn last_offset(consumer: &mut pulsar::Consumer<Vec<u8>, TokioExecutor>) -> Result<Option<Offset>> {
+    let last = consumer.get_last_message_id().await?.into_iter().next().context("no last message id")?;
+    Ok((last.entry_id != u64::MAX).then(|| position(&last).offset))
 }
 
 fn acked(id: Option<MessageIdData>) -> SendOutcome {

@@ -1,0 +1,154 @@
+//! What keeps a member from serving, from its pod alone: not created yet,
+//! Pending because the scheduler finds no node, crash looping with its last
+//! termination; and whether that cause is permanent, so that a wait can stop
+//! at once instead of running out its time.
+
+use crate::k8s::conditions::restart_count;
+use k8s_openapi::api::core::v1::Pod;
+use std::time::Duration;
+
+/// How long the scheduler must have refused a pod before that is taken as
+/// permanent (it retries when volumes or nodes change).
+pub const UNSCHEDULABLE_FOR: Duration = Duration::from_secs(30);
+/// Restarts after which a crash loop is taken as permanent.
+pub const CRASH_LOOP_RESTARTS: i32 = 4;
+
+/// One line on what a member's pod is doing.
+pub fn describe(name: &str, pod: Option<&Pod>, container: &str) -> String {
+    let Some(pod) = pod else {
+        return format!("{name}: not created (members are created in order: an earlier one is not Ready)");
+    };
+    if let Some(message) = unschedulable(pod) {
+        return format!("{name}: Pending, unschedulable: {message}");
+    }
+    let status = pod.status.as_ref();
+    let phase = status.and_then(|status| status.phase.clone()).unwrap_or_else(|| "unknown".into());
+    let mut line = format!("{name}: {phase}, restarts {}", restart_count(pod, container));
+    if let Some(reason) = waiting_reason(pod, container) {
+        line += &format!(", waiting: {reason}");
+    }
+    if let Some((reason, code)) = last_termination(pod, container) {
+        line += &format!(", last terminated: {reason} (exit code {code})");
+    }
+    line
+}
+
+/// The scheduler's message, when it found no node for the pod.
+pub fn unschedulable(pod: &Pod) -> Option<String> {
+    let scheduled = unscheduled_condition(pod)?;
+    Some(scheduled.message.clone().unwrap_or_default())
+}
+
+fn unscheduled_condition(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::PodCondition> {
+    let status = pod.status.as_ref()?;
+    if status.phase.as_deref() != Some("Pending") {
+        return None;
+    }
+    let scheduled = status.conditions.iter().flatten().find(|condition| condition.type_ == "PodScheduled")?;
+    (scheduled.status == "False" && scheduled.reason.as_deref() == Some("Unschedulable")).then_some(scheduled)
+}
+
+/// Why the member will not come up by waiting, if it will not: refused by
+/// the scheduler for `UNSCHEDULABLE_FOR`, or crash looping after
+/// `CRASH_LOOP_RESTARTS` restarts. `now` is the wall clock.
+pub fn permanent(name: &str, pod: &Pod, container: &str, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    if let Some(condition) = unscheduled_condition(pod) {
+        let since = condition.last_transition_time.as_ref().map(|time| time.0.as_millisecond())?;
+        let refused_for = Duration::from_millis(u64::try_from(now.timestamp_millis() - since).unwrap_or(0));
+        return (refused_for >= UNSCHEDULABLE_FOR).then(|| {
+            format!(
+                "{name} has been unschedulable for {}s: {}",
+                refused_for.as_secs(),
+                condition.message.as_deref().unwrap_or_default()
+            )
+        });
+    }
+    let restarts = restart_count(pod, container);
+    (waiting_reason(pod, container).as_deref() == Some("CrashLoopBackOff") && restarts >= CRASH_LOOP_RESTARTS).then(
+        || {
+            let (reason, code) = last_termination(pod, container).unwrap_or_else(|| ("?".into(), 0));
+            format!("{name} is crash looping: {restarts} restarts, the last one {reason} (exit code {code})")
+        },
+    )
+}
+
+fn container_status<'a>(pod: &'a Pod, container: &str) -> Option<&'a k8s_openapi::api::core::v1::ContainerStatus> {
+    pod.status.as_ref()?.container_statuses.as_ref()?.iter().find(|status| status.name == container)
+}
+
+fn waiting_reason(pod: &Pod, container: &str) -> Option<String> {
+    container_status(pod, container)?
+        .state
+        .as_ref()?
+        .waiting
+        .as_ref()
+        .map(|waiting| waiting.reason.clone().unwrap_or_else(|| "?".into()))
+}
+
+fn last_termination(pod: &Pod, container: &str) -> Option<(String, i32)> {
+    let ended = container_status(pod, container)?.last_state.as_ref()?.terminated.as_ref()?;
+    Some((ended.reason.clone().unwrap_or_else(|| "?".into()), ended.exit_code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": "bookie-2"}, "status": status})).unwrap()
+    }
+
+    fn refused(since: &str) -> Pod {
+        pod(json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+            "reason": "Unschedulable", "message": "0/5 nodes are available", "lastTransitionTime": since}]}))
+    }
+
+    fn crashing(restarts: i32) -> Pod {
+        pod(json!({"phase": "Running", "containerStatuses": [{"name": "bookie", "image": "i", "imageID": "",
+            "ready": false, "restartCount": restarts, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"reason": "Error", "exitCode": 1}}}]}))
+    }
+
+    fn at(time: &str) -> chrono::DateTime<chrono::Utc> {
+        time.parse().unwrap()
+    }
+
+    #[test]
+    fn a_member_is_described_by_what_keeps_it_from_serving() {
+        assert!(describe("bookie-2", None, "bookie").contains("not created"));
+        assert_eq!(
+            describe("bookie-2", Some(&refused("2026-11-26T10:00:00Z")), "bookie"),
+            "bookie-2: Pending, unschedulable: 0/5 nodes are available"
+        );
+        assert_eq!(
+            describe("bookie-1", Some(&crashing(4)), "bookie"),
+            "bookie-1: Running, restarts 4, waiting: CrashLoopBackOff, last terminated: Error (exit code 1)"
+        );
+    }
+
+    #[test]
+    fn refused_by_the_scheduler_for_half_a_minute_is_permanent() {
+        let pending = refused("2026-11-26T10:00:00Z");
+        assert_eq!(permanent("bookie-2", &pending, "bookie", at("2026-11-26T10:00:20Z")), None);
+        let why = permanent("bookie-2", &pending, "bookie", at("2026-11-26T10:00:31Z")).unwrap();
+        assert_eq!(why, "bookie-2 has been unschedulable for 31s: 0/5 nodes are available");
+    }
+
+    #[test]
+    fn a_crash_loop_is_permanent_after_four_restarts() {
+        let now = at("2026-11-26T10:00:00Z");
+        assert_eq!(permanent("bookie-1", &crashing(2), "bookie", now), None);
+        let why = permanent("bookie-1", &crashing(4), "bookie", now).unwrap();
+        assert_eq!(why, "bookie-1 is crash looping: 4 restarts, the last one Error (exit code 1)");
+    }
+
+    #[test]
+    fn only_a_pending_pod_the_scheduler_refused_is_unschedulable() {
+        let running = pod(json!({"phase": "Running", "conditions": [{"type": "PodScheduled", "status": "False",
+            "reason": "Unschedulable"}]}));
+        assert_eq!(unschedulable(&running), None);
+        let placed = pod(json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]}));
+        assert_eq!(unschedulable(&placed), None);
+    }
+}

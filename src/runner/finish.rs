@@ -1,0 +1,192 @@
+//! The end of a run, or of a suite: tearing down what the run made,
+//! accounting for anything it could not remove (a failed testcase of its
+//! own, a non-zero exit), reaping what a dead run left, and the clean-up of
+//! an interrupt.
+
+use super::harness::{EnvState, Shared, SuiteSlot, record, record_run_failure, run_failure};
+use crate::cluster::{Cluster, local_volumes};
+use crate::k8s::namespace;
+use crate::report::{TestResult, junit, summary};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const NODE_UNDO_WITHIN: Duration = Duration::from_secs(180);
+
+/// Tears everything down, looks for leftovers, then writes the report and
+/// the summary.
+pub(super) fn finish(shared: &Shared) {
+    shared.runtime.block_on(teardown(shared));
+    let results = shared.results.lock().unwrap().clone();
+    write_report(shared, &results);
+    if !results.is_empty() {
+        eprintln!("\n{}", summary::render(&results));
+    }
+}
+
+/// Tears a suite's environment down (once): its namespace, cluster-scoped
+/// objects and local volumes. A failure is the suite's `teardown` testcase.
+pub(super) async fn finish_suite(shared: &Shared, slot: &SuiteSlot) {
+    let mut state = slot.env.lock().await;
+    let env = match state.take() {
+        Some(EnvState::Ready(env)) | Some(EnvState::Failed { env: Some(env), .. }) => env,
+        other => {
+            *state = other;
+            return;
+        }
+    };
+    *state = Some(EnvState::Finished);
+    let started = Instant::now();
+    if let Err(error) = env.teardown(shared.settings.keep).await {
+        let why = format!("tearing down namespace {}: {error:#}", env.namespace);
+        eprintln!("stateproof: {why}");
+        shared.run_failures.fetch_add(1, Ordering::SeqCst);
+        let mut failure = run_failure(&slot.loaded.file, &slot.loaded.label(), "teardown", why);
+        failure.duration = started.elapsed();
+        record(shared, failure);
+    }
+}
+
+async fn teardown(shared: &Shared) {
+    for slot in &shared.suites {
+        finish_suite(shared, slot).await;
+    }
+    let faults = shared.ledger.remaining();
+    if !faults.is_empty() {
+        record_run_failure(shared, "leftovers", format!("faults never undone: {}", faults.join(", ")));
+    }
+    let clusters: Vec<_> = shared.clusters.lock().unwrap().values().cloned().collect();
+    for cell in clusters {
+        let Some(Ok(cluster)) = cell.get() else { continue };
+        if !shared.settings.keep {
+            report_leftovers(shared, cluster).await;
+        }
+        if let Err(error) = cluster.finish(shared.settings.keep).await {
+            record_run_failure(shared, "cluster-teardown", format!("{error:#}"));
+        }
+    }
+}
+
+/// Anything this run made on the cluster that is still there.
+async fn report_leftovers(shared: &Shared, cluster: &Arc<Cluster>) {
+    let owners: Vec<String> = shared
+        .namespaces
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(owner_cluster, _)| Arc::ptr_eq(owner_cluster, cluster))
+        .map(|(_, name)| name.clone())
+        .collect();
+    let host_paths: BTreeSet<String> = shared
+        .suites
+        .iter()
+        .filter_map(|slot| slot.loaded.fixture.local_volumes.as_ref().map(|spec| spec.host_path.clone()))
+        .collect();
+    let mut found = Vec::new();
+    for owner in &owners {
+        if namespace::exists(&cluster.client, owner).await.unwrap_or(true) {
+            found.push(format!("namespace {owner}"));
+        }
+    }
+    match local_volumes::leftovers(cluster, &owners, &host_paths).await {
+        Ok(volumes) => found.extend(volumes),
+        Err(error) => found.push(format!("(could not look for local volumes: {error:#})")),
+    }
+    if !found.is_empty() {
+        let why = format!("the run made these and could not remove them: {}", found.join(", "));
+        eprintln!("stateproof: {why}");
+        record_run_failure(shared, "leftovers", why);
+    }
+}
+
+pub(super) async fn reap_orphans(cluster: &Cluster) {
+    if let Ok(orphans) = namespace::orphans(&cluster.client).await {
+        for orphan in orphans {
+            eprintln!("stateproof: deleting namespace {orphan}, left by an interrupted run");
+            let _ = namespace::delete(&cluster.client, &orphan, Duration::ZERO).await;
+            let _ = local_volumes::reap(cluster, &orphan).await;
+        }
+    }
+}
+
+fn write_report(shared: &Shared, results: &[TestResult]) {
+    let path = &shared.settings.junit_path;
+    match junit::write(path, &shared.run, results) {
+        Ok(()) => eprintln!("stateproof: JUnit report {}", path.display()),
+        Err(error) => eprintln!("stateproof: cannot write the JUnit report {}: {error}", path.display()),
+    }
+}
+
+/// Ctrl-C or SIGTERM: report the tests in flight as interrupted, undo every
+/// fault, delete what the run created (unless kept) and write the report
+/// before exiting.
+pub(super) fn watch_for_interrupt(shared: &Arc<Shared>) {
+    let shared = shared.clone();
+    let handle = shared.runtime.handle().clone();
+    std::thread::spawn(move || {
+        handle.block_on(async {
+            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match terminate.as_mut() { Some(signal) => { signal.recv().await; } None => std::future::pending().await } } => {}
+            }
+        });
+        eprintln!("\nstateproof: interrupted; cleaning up (interrupt again to abandon the cleanup)");
+        let again = handle.clone();
+        std::thread::spawn(move || {
+            let _ = again.block_on(tokio::signal::ctrl_c());
+            eprintln!("stateproof: cleanup abandoned");
+            std::process::exit(130);
+        });
+        let running: Vec<_> = shared.running.lock().unwrap().drain().collect();
+        for (test, (suite, file, started)) in running {
+            let mut interrupted = run_failure(
+                &file,
+                &suite,
+                test.rsplit_once("::").map_or(&test, |(_, name)| name),
+                "interrupted".into(),
+            );
+            interrupted.duration = started.elapsed();
+            record(&shared, interrupted);
+        }
+        write_report(&shared, &shared.results.lock().unwrap().clone());
+        handle.block_on(interrupt_cleanup(&shared));
+        write_report(&shared, &shared.results.lock().unwrap().clone());
+        std::process::exit(130);
+    });
+}
+
+/// The suite environments may be locked by tests in flight: delete their
+/// namespaces by name, then the cluster if this run created it.
+async fn interrupt_cleanup(shared: &Shared) {
+    let keep = shared.settings.keep;
+    for undone in shared.ledger.undo(None, |_| true, NODE_UNDO_WITHIN).await {
+        match undone.result {
+            Ok(()) => eprintln!("stateproof: undid {}", undone.fault),
+            Err(error) => record_run_failure(shared, "interrupt-cleanup", format!("{error:#}")),
+        }
+    }
+    let namespaces = shared.namespaces.lock().unwrap().clone();
+    for (cluster, name) in &namespaces {
+        let cleaned = if keep {
+            namespace::mark_kept(&cluster.client, name).await
+        } else {
+            let deleted = namespace::delete(&cluster.client, name, Duration::from_secs(120)).await;
+            deleted.and(local_volumes::reap(cluster, name).await)
+        };
+        if let Err(error) = cleaned {
+            record_run_failure(shared, "interrupt-cleanup", format!("namespace {name}: {error:#}"));
+        }
+    }
+    let clusters: Vec<_> = shared.clusters.lock().unwrap().values().cloned().collect();
+    for cell in clusters {
+        let Some(Ok(cluster)) = cell.get() else { continue };
+        if !keep {
+            report_leftovers(shared, cluster).await;
+        }
+        if let Err(error) = cluster.finish(keep).await {
+            record_run_failure(shared, "interrupt-cleanup", format!("{error:#}"));
+        }
+    }
+}
