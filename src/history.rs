@@ -265,6 +265,16 @@ pub struct Checked {
     pub verdict: String,
 }
 
+/// Something the cluster did, as a watch saw it: a pod created, ready,
+/// restarted, deleted; a node turning NotReady or Ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    pub at: Millis,
+    /// The pod or node.
+    pub subject: String,
+    pub what: String,
+}
+
 /// A figure the test measured (the longest time without an ack, say).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measured {
@@ -290,6 +300,7 @@ pub enum Event {
     PassEnded(PassEnded),
     Checked(Checked),
     Measured(Measured),
+    Observed(Observed),
 }
 
 /// One test's history in the order it was recorded.

@@ -4,6 +4,7 @@
 //!   stateproof self-check [FILTER]   every suite against the fixture variants that must fail it
 //!   stateproof recheck HISTORY...    judge stored histories again, without a cluster
 //!   stateproof defaults              the defaults every suite's steps use
+//!   stateproof bench [--runs N] [FILTER]   the run N times: wall, waits, floor, CPU, memory
 
 use stateproof::runner::{self, Mode};
 use std::process::ExitCode;
@@ -16,6 +17,7 @@ fn main() -> ExitCode {
             runner::run(Mode::SelfCheck, libtest_mimic::Arguments::from_iter(rest))
         }
         Some("recheck") => runner::recheck(&args[2..]),
+        Some("bench") => runner::bench(&args[2..]),
         Some("defaults") => {
             print!("{}", stateproof::suite::Defaults::described());
             ExitCode::SUCCESS

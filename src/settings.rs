@@ -26,6 +26,8 @@ pub struct Settings {
     pub parallel_suites: usize,
     /// How much memory (MiB) the pods of suites side by side may request.
     pub memory_budget_mib: u32,
+    /// Where the run's figures go (default: `<report dir>/<run>/run.json`).
+    pub run_stats: Option<PathBuf>,
 }
 
 /// Suites side by side by default: more would only share the same cores.
@@ -111,6 +113,7 @@ impl Settings {
             kind_binary: var("STATEPROOF_KIND_BINARY"),
             parallel_suites: number("STATEPROOF_PARALLEL_SUITES")?.unwrap_or(PARALLEL_SUITES),
             memory_budget_mib: number("STATEPROOF_MEMORY_BUDGET_MIB")?.unwrap_or_else(default_memory_budget_mib),
+            run_stats: var("STATEPROOF_RUN_STATS").map(PathBuf::from),
         })
     }
 

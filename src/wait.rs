@@ -5,6 +5,7 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// What one look at the world found.
 pub enum Probe<T> {
@@ -31,12 +32,43 @@ tokio::task_local! {
 }
 
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest a watched wait goes without looking, whatever the watch says.
+const WATCHED_POLL: Duration = Duration::from_secs(5);
 const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
 /// Polls `probe` once a second until it is done or `timeout` has passed.
 /// A probe error is not fatal: clusters under faults answer errors for a
 /// while, and the error is what the timeout message will show.
-pub async fn until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> Result<T, Unmet>
+pub async fn until<T, F, Fut>(what: &str, timeout: Duration, probe: F) -> Result<T, Unmet>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Probe<T>>>,
+{
+    wait(what, timeout, None, probe).await
+}
+
+/// As [`until`], for a probe that reads objects a watch follows: it looks
+/// again as soon as `changes` says something changed, and at least every
+/// `WATCHED_POLL` all the same.
+pub async fn until_changed<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    changes: watch::Receiver<u64>,
+    probe: F,
+) -> Result<T, Unmet>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Probe<T>>>,
+{
+    wait(what, timeout, Some(changes), probe).await
+}
+
+async fn wait<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut changes: Option<watch::Receiver<u64>>,
+    mut probe: F,
+) -> Result<T, Unmet>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<Probe<T>>>,
@@ -61,7 +93,16 @@ where
         if let Some(elapsed) = progress_due(&mut last_progress, started) {
             eprintln!("stateproof: still waiting ({elapsed}s of {}s) for {what}: {last_seen}", timeout.as_secs());
         }
-        tokio::time::sleep(POLL_INTERVAL.min(timeout.saturating_sub(started.elapsed()))).await;
+        let left = timeout.saturating_sub(started.elapsed());
+        match changes.as_mut() {
+            Some(changes) => {
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { tokio::time::sleep(POLL_INTERVAL.min(left)).await },
+                    () = tokio::time::sleep(WATCHED_POLL.min(left)) => {}
+                }
+            }
+            None => tokio::time::sleep(POLL_INTERVAL.min(left)).await,
+        }
     };
     account(started.elapsed());
     result
@@ -128,6 +169,22 @@ mod tests {
         assert_eq!(what, "nothing");
         assert!(last_seen.contains("connection refused"), "{last_seen}");
         assert!(waited >= Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watched_wait_looks_again_when_told_of_a_change() {
+        let (changed, changes) = watch::channel(0u64);
+        let looks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counted = looks.clone();
+        let waiting = tokio::spawn(until_changed("the change", Duration::from_secs(60), changes, move || {
+            let look = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            async move { Ok(if look >= 2 { Probe::Done(look) } else { Probe::Pending("not yet".into()) }) }
+        }));
+        tokio::task::yield_now().await;
+        let started = tokio::time::Instant::now();
+        changed.send_modify(|count| *count += 1);
+        assert_eq!(waiting.await.unwrap().unwrap(), 2);
+        assert!(started.elapsed() < WATCHED_POLL, "it looked again on the change, not after the fallback poll");
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,6 +3,7 @@
 
 pub mod diagnostics;
 pub mod junit;
+pub mod run_stats;
 pub mod summary;
 
 use std::path::PathBuf;

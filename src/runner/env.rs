@@ -1,6 +1,7 @@
 //! A suite's environment: its namespace on the cluster, the fixture applied
 //! in it, and the system adapter that talks to the members.
 
+use super::observer::Observer;
 use crate::checks::members;
 use crate::cluster::Cluster;
 use crate::cluster::local_volumes;
@@ -32,6 +33,8 @@ pub struct SuiteEnv {
     pub sets: Api<StatefulSet>,
     /// The node setup the fixture asks for, its StorageClass made the suite's own.
     pub local_volumes: Option<LocalVolumesSpec>,
+    /// Watches of the namespace's pods and the cluster's nodes.
+    pub observer: Observer,
 }
 
 /// Why a suite cannot run here at all (its tests are skipped, never passed).
@@ -69,6 +72,7 @@ impl SuiteEnv {
         let system = (kind.build)(&members, &suite.params)?;
         namespace::create(&cluster.client, &namespace, run).await?;
         let env = SuiteEnv {
+            observer: Observer::watch(&cluster.client, &namespace),
             system,
             sets: Api::namespaced(cluster.client.clone(), &namespace),
             local_volumes,
@@ -139,7 +143,8 @@ impl SuiteEnv {
     /// failure says what each member does.
     pub async fn wait_rolled_out(&self, timeout: Duration) -> Result<()> {
         let name = &self.suite.members.statefulset;
-        let waited = wait::until(&format!("StatefulSet {name} to roll out"), timeout, || async {
+        let changes = self.observer.changes();
+        let waited = wait::until_changed(&format!("StatefulSet {name} to roll out"), timeout, changes, || async {
             let Some(set) = self.sets.get_opt(name).await? else { return Ok(Probe::Pending("does not exist".into())) };
             let Err(missing) = statefulset_rolled_out(&set) else { return Ok(Probe::Done(())) };
             let now = chrono::Utc::now();

@@ -6,6 +6,7 @@
 use super::harness::{EnvState, Shared, SuiteSlot, record, record_run_failure, run_failure};
 use crate::cluster::{Cluster, local_volumes};
 use crate::k8s::namespace;
+use crate::report::run_stats::RunStats;
 use crate::report::{TestResult, junit, summary};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -20,8 +21,30 @@ pub(super) fn finish(shared: &Shared) {
     shared.runtime.block_on(teardown(shared));
     let results = shared.results.lock().unwrap().clone();
     write_report(shared, &results);
+    write_stats(shared, &results);
     if !results.is_empty() {
         eprintln!("\n{}", summary::render(&results));
+    }
+}
+
+fn write_stats(shared: &Shared, results: &[TestResult]) {
+    let walls = shared.suite_walls.lock().unwrap().clone();
+    let clusters = shared.cluster_stats.lock().unwrap().clone();
+    let stats = RunStats::of(&shared.run, shared.started.elapsed(), results, &walls, clusters);
+    let path = shared
+        .settings
+        .run_stats
+        .clone()
+        .unwrap_or_else(|| shared.settings.report_dir.join(&shared.run).join("run.json"));
+    match stats.write(&path) {
+        Ok(()) => eprintln!(
+            "stateproof: run figures {} ({:.0}s wall, harness {:.1}s CPU, {:.0} MiB peak)",
+            path.display(),
+            stats.wall_seconds,
+            stats.harness_cpu_seconds,
+            stats.harness_peak_rss_mib
+        ),
+        Err(error) => eprintln!("stateproof: cannot write the run figures {}: {error}", path.display()),
     }
 }
 

@@ -14,9 +14,10 @@ use crate::cluster::Cluster;
 use crate::cluster::forge::{self, Forged, NODE_IMAGE_STAGE};
 use crate::faults::ledger::Ledger;
 use crate::k8s::apply;
+use crate::report::run_stats::ClusterStats;
 use crate::report::{Outcome, TestResult, diagnostics};
 use crate::settings::{ClusterChoice, Settings};
-use crate::suite::{self, LoadError, LoadedSuite, Variant};
+use crate::suite::{self, Disruption, LoadError, LoadedSuite, Variant};
 use crate::wait;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -78,6 +79,10 @@ pub(super) struct Shared {
     pub namespaces: Mutex<Vec<(Arc<Cluster>, String)>>,
     /// Failures outside any test (teardown, leftovers): they fail the run.
     pub run_failures: AtomicUsize,
+    pub started: Instant,
+    /// Each suite's wall time, from its admission to its teardown's end.
+    pub suite_walls: Mutex<Vec<(String, Duration)>>,
+    pub cluster_stats: Mutex<Vec<ClusterStats>>,
 }
 
 pub fn main() -> ! {
@@ -118,6 +123,9 @@ pub fn run(mode: Mode, args: Arguments) -> ! {
         running: Mutex::default(),
         namespaces: Mutex::default(),
         run_failures: AtomicUsize::new(0),
+        started: Instant::now(),
+        suite_walls: Mutex::default(),
+        cluster_stats: Mutex::default(),
     });
     let (tests, waiting) = test_trials(&shared);
     let mut trials = load_error_trials(&shared, load_errors);
@@ -301,11 +309,16 @@ async fn run_suite(shared: Arc<Shared>, suite_index: usize, tests: Vec<(usize, R
     let slot = &shared.suites[suite_index];
     let weight = memory_requested(&slot.loaded.fixture.manifests);
     let _admitted = shared.admission.admit(weight).await;
+    let admitted = Instant::now();
     for (test_index, report) in tests {
         let outcome = run_test(&shared, slot, test_index).await;
         let _ = report.send(outcome);
     }
+    // Never while another suite's test has nodes stopped: the volumes'
+    // directories on them could not be removed.
+    let _pass = shared.gate.enter(Disruption::Suite).await;
     finish::finish_suite(&shared, slot).await;
+    shared.suite_walls.lock().unwrap().push((slot.loaded.label(), admitted.elapsed()));
 }
 
 fn unmatched_filter(args: &Arguments, trials: &[Trial]) -> Option<String> {

@@ -3,14 +3,17 @@
 //! at the end the run tears down what it created and writes the report.
 
 mod bench;
+mod benchmark;
 mod env;
 mod finish;
 mod harness;
+mod observer;
 mod recheck;
 mod schedule;
 mod steps;
 mod verdict;
 
 pub use bench::kafka_bench;
+pub use benchmark::bench;
 pub use harness::{Mode, main, run};
 pub use recheck::recheck;

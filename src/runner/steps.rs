@@ -8,6 +8,7 @@ mod members;
 pub(super) use log::create_topic;
 
 use super::env::SuiteEnv;
+use super::observer;
 use crate::checks::{placement, storage};
 use crate::faults::{
     self,
@@ -97,6 +98,7 @@ impl<'a> TestRun<'a> {
     /// that it shows the state that failed. The history goes into `dir`
     /// whatever happened.
     pub async fn run(mut self, spec: &TestSpec, dir: &Path) -> TestReport {
+        let started_at = history::now();
         let total = spec.steps.len();
         let mut outcome = Ok(());
         for (index, step) in spec.steps.iter().enumerate() {
@@ -122,10 +124,23 @@ impl<'a> TestRun<'a> {
         let failed = outcome.is_err();
         let diagnostics = if failed || !self.findings.is_empty() { self.capture(dir).await } else { None };
         let cleanup = self.undo_faults(|_| true).await;
+        self.record_observations(started_at);
         if let Err(error) = self.history.write_jsonl(&dir.join("history.jsonl")) {
             eprintln!("stateproof: {error:#}");
         }
         TestReport { outcome, cleanup, findings: self.findings, properties: self.properties, diagnostics }
+    }
+
+    /// What the watches saw during the test, into its history; and the
+    /// time Kubernetes needed to bring pods up, as a figure.
+    fn record_observations(&mut self, from: history::Millis) {
+        let to = history::now();
+        let observed = self.env.observer.between(from, to);
+        let floor = observer::floor(&observed, from, to) as f64 / 1000.0;
+        self.properties.push(("floor-seconds".into(), format!("{floor:.1}")));
+        for seen in observed {
+            self.history.push(Event::Observed(seen));
+        }
     }
 
     fn record_step(&mut self, index: usize, step: &Step, phase: Phase, error: Option<String>) {
@@ -372,7 +387,7 @@ impl<'a> TestRun<'a> {
     async fn expect_unavailable(&self, member: Member, within: Duration) -> Result<()> {
         let pods = &self.env.members.pods;
         let name = self.env.members.pod(member);
-        wait::until(&format!("{name} to stop serving"), within, || async {
+        wait::until_changed(&format!("{name} to stop serving"), within, self.env.observer.changes(), || async {
             Ok(match pods.get_opt(&name).await?.filter(pod_ready) {
                 Some(pod) => Probe::Pending(format!("Ready on {:?}", pod.spec.and_then(|spec| spec.node_name))),
                 None => Probe::Done(()),
@@ -410,7 +425,8 @@ impl<'a> TestRun<'a> {
         let env = self.env;
         let before = self.state.restarts_before[&member];
         let pod_name = env.members.pod(member);
-        wait::until(&format!("{pod_name}'s container to be restarted"), within, || async {
+        let changes = env.observer.changes();
+        wait::until_changed(&format!("{pod_name}'s container to be restarted"), within, changes, || async {
             let pod = env.members.pods.get(&pod_name).await?;
             let now = restart_count(&pod, &env.suite.members.container);
             Ok(if now > before { Probe::Done(()) } else { Probe::Pending(format!("restartCount still {now}")) })
@@ -461,10 +477,15 @@ impl<'a> TestRun<'a> {
     async fn expect_node_down(&self, member: Member, within: Duration) -> Result<()> {
         let node = self.node_of(member).await?;
         let nodes = self.nodes();
-        wait::until(&format!("node {node} to be marked not Ready"), within, || async {
-            let status = node_ready_status(&nodes.get(&node).await?);
-            Ok(if status == "True" { Probe::Pending("still Ready".into()) } else { Probe::Done(()) })
-        })
+        wait::until_changed(
+            &format!("node {node} to be marked not Ready"),
+            within,
+            self.env.observer.changes(),
+            || async {
+                let status = node_ready_status(&nodes.get(&node).await?);
+                Ok(if status == "True" { Probe::Pending("still Ready".into()) } else { Probe::Done(()) })
+            },
+        )
         .await?;
         Ok(())
     }

@@ -104,7 +104,8 @@ impl TestRun<'_> {
     pub(super) async fn expect_pending(&self, member: Member, within: Duration) -> Result<()> {
         let name = self.env.members.pod(member);
         let pods = &self.env.members.pods;
-        let reason = wait::until(&format!("{name} to be Pending, unschedulable"), within, || async {
+        let changes = self.env.observer.changes();
+        let reason = wait::until_changed(&format!("{name} to be Pending, unschedulable"), within, changes, || async {
             Ok(match pods.get_opt(&name).await? {
                 None => Probe::Pending("no such pod yet".into()),
                 Some(pod) => match members::unschedulable(&pod) {
@@ -144,7 +145,7 @@ impl TestRun<'_> {
     pub(super) async fn expect_gone(&self, member: Member, within: Duration) -> Result<()> {
         let name = self.env.members.pod(member);
         let pods = &self.env.members.pods;
-        wait::until(&format!("{name} to be gone"), within, || async {
+        wait::until_changed(&format!("{name} to be gone"), within, self.env.observer.changes(), || async {
             Ok(match pods.get_opt(&name).await? {
                 Some(_) => Probe::Pending("still exists".into()),
                 None => Probe::Done(()),
