@@ -128,6 +128,8 @@ mod tests {
         assert_eq!((suite.tests, suite.test_seconds, suite.waited_seconds, suite.floor_seconds), (2, 30.0, 15.0, 10.5));
         assert_eq!(suite.wall_seconds, 45.0);
         assert!(stats.harness_cpu_seconds > 0.0 && stats.harness_peak_rss_mib > 1.0, "{stats:?}");
+        // Figures with few digits, which JSON carries exactly.
+        let stats = RunStats { harness_cpu_seconds: 1.5, harness_peak_rss_mib: 80.25, ..stats };
         let dir = tempfile::tempdir().unwrap();
         stats.write(&dir.path().join("run.json")).unwrap();
         assert_eq!(RunStats::read(&dir.path().join("run.json")).unwrap(), stats);
