@@ -47,4 +47,4 @@ maven_libs() {
   write_stamp "maven-$name" "$key"
 }
 
-workload_images() { printf '%s\n' "$ZOOKEEPER_IMAGE" "$KAFKA_IMAGE" "${PULSAR_IMAGES[@]}"; }
+workload_images() { printf '%s\n' "$ZOOKEEPER_IMAGE" "$KAFKA_IMAGE" "${PULSAR_IMAGES[@]}" "$AUTOSCALER_IMAGE"; }

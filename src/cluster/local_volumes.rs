@@ -52,29 +52,34 @@ pub async fn setup(cluster: &Cluster, spec: &LocalVolumesSpec, owner: &str) -> R
 /// add themselves to, and remove themselves from, the same annotation.
 static LABELLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Nodes carrying the label; when fewer than asked do, schedulable workers
-/// without it are labelled, in name order. A label an earlier setup added
-/// gets this owner too, so that it stays while this suite needs it.
+/// As many nodes carrying the label as asked, in name order; when fewer
+/// carry it, schedulable workers without it are labelled. A label an
+/// earlier setup added gets this owner too, so that it stays while this
+/// suite needs it.
 async fn eligible_nodes(cluster: &Cluster, spec: &LocalVolumesSpec, owner: &str) -> Result<Vec<String>> {
     let _labelling = LABELLING.lock().await;
     let api: Api<Node> = Api::all(cluster.client.clone());
     let (key, value) = spec.label();
     let mut eligible = Vec::new();
     let mut candidates = Vec::new();
-    for node in api.list(&Default::default()).await.context("listing nodes")? {
-        let name = node.metadata.name.clone().unwrap_or_default();
-        if node.metadata.labels.as_ref().and_then(|labels| labels.get(key)).is_some_and(|v| v == value) {
+    let mut listed = api.list(&Default::default()).await.context("listing nodes")?.items;
+    listed.sort_by_key(|node| node.name_any());
+    for node in listed {
+        let name = node.name_any();
+        let labelled = node.metadata.labels.as_ref().and_then(|labels| labels.get(key)).is_some_and(|v| v == value);
+        // Exactly as many nodes as asked: volumes on more would let members
+        // land where the suite says they cannot (another suite may have
+        // labelled more).
+        if labelled && eligible.len() < spec.nodes {
             if let Some(mut owners) = Owners::of(&node).filter(|owners| owners.key == key) {
                 owners.names.insert(owner.to_string());
                 annotate(&api, &name, Some(&owners)).await?;
             }
             eligible.push(name);
-        } else if is_worker(&node) {
+        } else if !labelled && is_worker(&node) {
             candidates.push(name);
         }
     }
-    eligible.sort();
-    candidates.sort();
     for node in candidates {
         if eligible.len() >= spec.nodes {
             break;

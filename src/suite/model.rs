@@ -372,7 +372,7 @@ pub enum Step {
     /// Over the last traffic, from its first send to its stop, no window
     /// without an acknowledgement was longer than `max-gap`.
     ExpectAvailable {
-        #[serde(with = "humantime_serde")]
+        #[serde(rename = "max-gap", with = "humantime_serde")]
         max_gap: Duration,
     },
     /// Let time pass: traffic before a fault, or after it, is the point.
