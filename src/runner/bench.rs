@@ -88,17 +88,17 @@ async fn measure(env: &SuiteEnv, args: &Args) -> Result<()> {
     env.deploy().await?;
     let kafka = env.system.log().context("the kafka suite's adapter has no log")?;
     let topics = env.system.replicated_log().context("the kafka suite's adapter has no topics")?;
-    let replicas = env.replicas().await?;
+    let members = env.ordinals().await?;
     let defaults = &env.suite.defaults;
     let mut rates = Rates::default();
     for round in 1..=args.rounds {
         eprintln!("kafka-bench: round {round}/{}: {} messages each way", args.rounds, args.messages);
         let topic = format!("bench-harness-{round}");
-        create_topic(topics, replicas, &topic, (3, 3), defaults).await?;
+        create_topic(topics, &members, &topic, (3, 3), defaults).await?;
         rates.harness_produce.push(harness_produce(kafka, &topic, args.messages).await?);
         rates.harness_consume.push(harness_consume(kafka, &topic, args.messages).await?);
         let topic = format!("bench-tools-{round}");
-        create_topic(topics, replicas, &topic, (3, 3), defaults).await?;
+        create_topic(topics, &members, &topic, (3, 3), defaults).await?;
         rates.tool_produce.push(tool_produce(env, &topic, args.messages).await?);
         rates.tool_consume.push(tool_consume(env, &topic, args.messages).await?);
         eprintln!(

@@ -9,7 +9,7 @@ use crate::k8s::apply::{self, Applier, Manifest};
 use crate::k8s::conditions::{restart_count, statefulset_rolled_out};
 use crate::k8s::namespace;
 use crate::suite::fixture::LocalVolumesSpec;
-use crate::suite::{LoadedSuite, Suite};
+use crate::suite::{LoadedSuite, Member, Suite};
 use crate::systems::{Members, System, SystemKind};
 use crate::wait::{self, Probe};
 use anyhow::{Context, Result, bail};
@@ -116,19 +116,23 @@ impl SuiteEnv {
         Applier::new(self.cluster.client.clone(), &self.namespace).apply(&self.manifests).await
     }
 
-    pub async fn replicas(&self) -> Result<u32> {
-        let set = self.sets.get(&self.suite.members.statefulset).await?;
-        Ok(set.spec.and_then(|spec| spec.replicas).unwrap_or(1).max(0) as u32)
+    /// The members as the StatefulSet has them now: its ordinals, from its
+    /// start ordinal (`spec.ordinals.start`, 0 by default).
+    pub async fn ordinals(&self) -> Result<Vec<Member>> {
+        let spec = self.sets.get(&self.suite.members.statefulset).await?.spec.unwrap_or_default();
+        let start = spec.ordinals.and_then(|ordinals| ordinals.start).unwrap_or(0).max(0) as u32;
+        let replicas = spec.replicas.unwrap_or(1).max(0) as u32;
+        Ok((start..start + replicas).collect())
     }
 
     /// The StatefulSet is rolled out and the system itself reports health.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
         let started = std::time::Instant::now();
         self.wait_rolled_out(timeout).await?;
-        let replicas = self.replicas().await?;
+        let members = self.ordinals().await?;
         let remaining = timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(30));
-        wait::until(&format!("{} members to report a healthy ensemble", replicas), remaining, || async {
-            Ok(match self.system.health(replicas).await? {
+        wait::until(&format!("{} members to report a healthy ensemble", members.len()), remaining, || async {
+            Ok(match self.system.health(&members).await? {
                 Ok(()) => Probe::Done(()),
                 Err(why) => Probe::Pending(why),
             })
@@ -148,7 +152,7 @@ impl SuiteEnv {
             let Some(set) = self.sets.get_opt(name).await? else { return Ok(Probe::Pending("does not exist".into())) };
             let Err(missing) = statefulset_rolled_out(&set) else { return Ok(Probe::Done(())) };
             let now = chrono::Utc::now();
-            for member in 0..self.replicas().await? {
+            for member in self.ordinals().await? {
                 let pod = self.members.pod(member);
                 let found = self.members.pods.get_opt(&pod).await?;
                 let container = &self.suite.members.container;
@@ -169,7 +173,7 @@ impl SuiteEnv {
     pub async fn members_report(&self) -> Result<String> {
         let container = &self.suite.members.container;
         let mut report = Vec::new();
-        for member in 0..self.replicas().await? {
+        for member in self.ordinals().await? {
             let name = self.members.pod(member);
             let pod = self.members.pods.get_opt(&name).await?;
             report.push(members::describe(&name, pod.as_ref(), container));

@@ -164,7 +164,7 @@ impl<'a> TestRun<'a> {
     async fn capture(&self, dir: &Path) -> Option<PathBuf> {
         let env = self.env;
         let captured = report::diagnostics::capture(&env.cluster.client, &env.namespace, dir).await?;
-        for (file, text) in env.system.diagnostics(env.replicas().await.unwrap_or(1)).await {
+        for (file, text) in env.system.diagnostics(&env.ordinals().await.unwrap_or_default()).await {
             let _ = std::fs::write(captured.join(file), text);
         }
         Some(captured)
@@ -351,7 +351,7 @@ impl<'a> TestRun<'a> {
         let templates = self.claim_templates().await?;
         let claims = self.claims();
         let mut snapshot = BTreeMap::new();
-        for member in 0..env.replicas().await? {
+        for member in env.ordinals().await? {
             for template in &templates {
                 let name = format!("{template}-{}", env.members.pod(member));
                 // A missing claim is left out, for the comparison to name.
@@ -437,7 +437,7 @@ impl<'a> TestRun<'a> {
 
     async fn placement(&self) -> Result<BTreeMap<String, Option<String>>> {
         let mut placement = BTreeMap::new();
-        for member in 0..self.env.replicas().await? {
+        for member in self.env.ordinals().await? {
             let name = self.env.members.pod(member);
             let pod = self.env.members.pods.get(&name).await?;
             placement.insert(name, pod.spec.and_then(|spec| spec.node_name));

@@ -86,9 +86,9 @@ impl Members {
 /// A system under test, as the runner sees it.
 #[async_trait]
 pub trait System: Send + Sync {
-    /// The system's own verdict on whether all `replicas` members serve
-    /// together; `Err(why)` while they do not.
-    async fn health(&self, replicas: u32) -> Result<Result<(), String>>;
+    /// The system's own verdict on whether all `members` (the StatefulSet's
+    /// ordinals) serve together; `Err(why)` while they do not.
+    async fn health(&self, members: &[Member]) -> Result<Result<(), String>>;
 
     fn key_value(&self) -> Option<&dyn KeyValue> {
         None
@@ -103,7 +103,7 @@ pub trait System: Send + Sync {
     }
 
     /// Files the system adds to a failed test's diagnostics: name and text.
-    async fn diagnostics(&self, _replicas: u32) -> Vec<(String, String)> {
+    async fn diagnostics(&self, _members: &[Member]) -> Vec<(String, String)> {
         Vec::new()
     }
 }
@@ -199,11 +199,12 @@ impl PartitionState {
 /// (brokers), each member a numbered broker.
 #[async_trait]
 pub trait ReplicatedLog: Send + Sync {
-    async fn create_topic(&self, replicas: u32, topic: &str, partitions: i32, replication: i32) -> Result<()>;
-    async fn partitions(&self, replicas: u32, topic: &str) -> Result<Vec<PartitionState>>;
+    /// Each call reaches the cluster through any of `members`.
+    async fn create_topic(&self, members: &[Member], topic: &str, partitions: i32, replication: i32) -> Result<()>;
+    async fn partitions(&self, members: &[Member], topic: &str) -> Result<Vec<PartitionState>>;
     /// The member whose broker leads the partition.
-    async fn leader(&self, replicas: u32, topic: &str, partition: i32) -> Result<Member>;
+    async fn leader(&self, members: &[Member], topic: &str, partition: i32) -> Result<Member>;
     /// Registered broker ids, each with the pod that serves it (None when
     /// it is none of the members).
-    async fn brokers(&self, replicas: u32) -> Result<BTreeMap<i32, Option<String>>>;
+    async fn brokers(&self, members: &[Member]) -> Result<BTreeMap<i32, Option<String>>>;
 }

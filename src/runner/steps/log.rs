@@ -212,10 +212,10 @@ impl<'a> TestRun<'a> {
     }
 
     pub(super) async fn remember_leader(&mut self, topic: &str, partition: i32) -> Result<()> {
-        let (log, replicas) = (self.replicated()?, self.env.replicas().await?);
+        let (log, members) = (self.replicated()?, self.env.ordinals().await?);
         let what = format!("the leader of {topic}/{partition}");
         let leader = wait::until(&what, self.defaults().client_within, || async {
-            Ok(Probe::Done(log.leader(replicas, topic, partition).await?))
+            Ok(Probe::Done(log.leader(&members, topic, partition).await?))
         })
         .await?;
         eprintln!("[{}] {what} is member {leader}", self.label);
@@ -224,20 +224,20 @@ impl<'a> TestRun<'a> {
     }
 
     pub(super) async fn create_topic(&self, topic: &str, partitions: i32, replication: i32) -> Result<()> {
-        let (log, replicas) = (self.replicated()?, self.env.replicas().await?);
-        create_topic(log, replicas, topic, (partitions, replication), self.defaults()).await
+        let (log, members) = (self.replicated()?, self.env.ordinals().await?);
+        create_topic(log, &members, topic, (partitions, replication), self.defaults()).await
     }
 
     pub(super) async fn expect_in_sync(&self, topic: &str, within: Duration) -> Result<()> {
-        let (log, replicas) = (self.replicated()?, self.env.replicas().await?);
-        expect_in_sync(log, replicas, topic, within).await
+        let (log, members) = (self.replicated()?, self.env.ordinals().await?);
+        expect_in_sync(log, &members, topic, within).await
     }
 
     pub(super) async fn expect_brokers(&self, ids: &[i32], within: Duration) -> Result<()> {
-        let (log, replicas) = (self.replicated()?, self.env.replicas().await?);
+        let (log, ordinals) = (self.replicated()?, self.env.ordinals().await?);
         let members = &self.env.members;
         wait::until(&format!("brokers {ids:?}, each on its own member"), within, || async {
-            let brokers = log.brokers(replicas).await?;
+            let brokers = log.brokers(&ordinals).await?;
             let registered: Vec<i32> = brokers.keys().copied().collect();
             if registered != ids {
                 let strangers: Vec<i32> = registered.iter().filter(|id| !ids.contains(id)).copied().collect();
@@ -268,21 +268,21 @@ impl<'a> TestRun<'a> {
 /// has a leader and all its replicas in sync.
 pub(in crate::runner) async fn create_topic(
     log: &dyn ReplicatedLog,
-    replicas: u32,
+    members: &[Member],
     topic: &str,
     (partitions, replication): (i32, i32),
     defaults: &Defaults,
 ) -> Result<()> {
     wait::until(&format!("topic {topic} to be created"), defaults.client_within, || async {
-        Ok(Probe::Done(log.create_topic(replicas, topic, partitions, replication).await?))
+        Ok(Probe::Done(log.create_topic(members, topic, partitions, replication).await?))
     })
     .await?;
-    expect_in_sync(log, replicas, topic, defaults.sync_within).await
+    expect_in_sync(log, members, topic, defaults.sync_within).await
 }
 
-async fn expect_in_sync(log: &dyn ReplicatedLog, replicas: u32, topic: &str, within: Duration) -> Result<()> {
+async fn expect_in_sync(log: &dyn ReplicatedLog, members: &[Member], topic: &str, within: Duration) -> Result<()> {
     wait::until(&format!("every partition of {topic} to be fully in sync"), within, || async {
-        let partitions = log.partitions(replicas, topic).await?;
+        let partitions = log.partitions(members, topic).await?;
         let lagging: Vec<String> = partitions
             .iter()
             .filter(|p| p.leader < 0 || !p.fully_in_sync())

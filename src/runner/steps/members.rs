@@ -34,7 +34,7 @@ impl TestRun<'_> {
         let nodes: Api<Node> = Api::all(env.cluster.client.clone());
         let volumes: Api<PersistentVolume> = Api::all(env.cluster.client.clone());
         let templates = self.claim_templates().await?;
-        for member in 0..env.replicas().await? {
+        for member in env.ordinals().await? {
             let pod = env.members.pod(member);
             let node = self.node_of(member).await?;
             let labels = nodes.get(&node).await?.labels().clone();
@@ -60,7 +60,7 @@ impl TestRun<'_> {
     pub(super) async fn remember_members(&mut self) -> Result<()> {
         let env = self.env;
         self.state.members.clear();
-        for member in 0..env.replicas().await? {
+        for member in env.ordinals().await? {
             let pod = env.members.pods.get(&env.members.pod(member)).await?;
             let snapshot = MemberSnapshot {
                 uid: pod.uid().unwrap_or_default(),

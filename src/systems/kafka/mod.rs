@@ -87,9 +87,8 @@ impl Kafka {
     }
 
     /// The cluster's metadata (one topic, or all), fetched through any member.
-    async fn metadata(&self, replicas: u32, topic: Option<&str>) -> Result<Snapshot> {
-        let members: Vec<Member> = (0..replicas.max(1)).collect();
-        let consumer: BaseConsumer = self.config(&members).await?.set("group.id", "stateproof-metadata").create()?;
+    async fn metadata(&self, members: &[Member], topic: Option<&str>) -> Result<Snapshot> {
+        let consumer: BaseConsumer = self.config(members).await?.set("group.id", "stateproof-metadata").create()?;
         let topic = topic.map(str::to_string);
         let fetched = tokio::task::spawn_blocking(move || {
             consumer.fetch_metadata(topic.as_deref(), METADATA_TIMEOUT).map(|metadata| Snapshot::of(&metadata))
@@ -107,8 +106,8 @@ impl Kafka {
 
     /// The topics, their partitions' leaders, replicas and in-sync replicas,
     /// as text for a failed test's diagnostics.
-    async fn describe_topics(&self, replicas: u32) -> Result<String> {
-        let snapshot = self.metadata(replicas, None).await?;
+    async fn describe_topics(&self, members: &[Member]) -> Result<String> {
+        let snapshot = self.metadata(members, None).await?;
         let mut text = String::new();
         for (id, address) in &snapshot.brokers {
             let pod = self.gateway.pod_behind(address).await.unwrap_or_else(|| "?".into());
@@ -128,12 +127,12 @@ impl Kafka {
 #[async_trait]
 impl System for Kafka {
     /// Healthy: exactly `replicas` brokers registered, one per member.
-    async fn health(&self, replicas: u32) -> Result<Result<(), String>> {
-        let brokers = self.brokers(replicas).await?;
+    async fn health(&self, members: &[Member]) -> Result<Result<(), String>> {
+        let brokers = self.brokers(members).await?;
         let pods: Vec<String> = brokers.values().flatten().cloned().collect();
         let missing: Vec<String> =
-            (0..replicas).map(|member| self.members.pod(member)).filter(|pod| !pods.contains(pod)).collect();
-        Ok(if missing.is_empty() && brokers.len() == replicas as usize {
+            members.iter().map(|member| self.members.pod(*member)).filter(|pod| !pods.contains(pod)).collect();
+        Ok(if missing.is_empty() && brokers.len() == members.len() {
             Ok(())
         } else {
             Err(format!("registered brokers {brokers:?}; not registered: {missing:?}"))
@@ -148,8 +147,8 @@ impl System for Kafka {
         Some(self)
     }
 
-    async fn diagnostics(&self, replicas: u32) -> Vec<(String, String)> {
-        let topics = match self.describe_topics(replicas).await {
+    async fn diagnostics(&self, members: &[Member]) -> Vec<(String, String)> {
+        let topics = match self.describe_topics(members).await {
             Ok(text) => text,
             Err(error) => format!("cannot describe the topics: {error:#}\n"),
         };
@@ -192,9 +191,8 @@ impl Log for Kafka {
 
 #[async_trait]
 impl ReplicatedLog for Kafka {
-    async fn create_topic(&self, replicas: u32, topic: &str, partitions: i32, replication: i32) -> Result<()> {
-        let members: Vec<Member> = (0..replicas.max(1)).collect();
-        let admin: AdminClient<DefaultClientContext> = self.config(&members).await?.create()?;
+    async fn create_topic(&self, members: &[Member], topic: &str, partitions: i32, replication: i32) -> Result<()> {
+        let admin: AdminClient<DefaultClientContext> = self.config(members).await?.create()?;
         let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         for result in admin.create_topics([&new_topic], &options).await? {
@@ -207,12 +205,12 @@ impl ReplicatedLog for Kafka {
         Ok(())
     }
 
-    async fn partitions(&self, replicas: u32, topic: &str) -> Result<Vec<PartitionState>> {
-        self.metadata(replicas, Some(topic)).await?.partitions(topic)
+    async fn partitions(&self, members: &[Member], topic: &str) -> Result<Vec<PartitionState>> {
+        self.metadata(members, Some(topic)).await?.partitions(topic)
     }
 
-    async fn leader(&self, replicas: u32, topic: &str, partition: i32) -> Result<Member> {
-        let metadata = self.metadata(replicas, Some(topic)).await?;
+    async fn leader(&self, members: &[Member], topic: &str, partition: i32) -> Result<Member> {
+        let metadata = self.metadata(members, Some(topic)).await?;
         let state = metadata.partitions(topic)?;
         let leader = state.iter().find(|p| p.partition == partition).map(|p| p.leader);
         let leader = leader.filter(|id| *id >= 0).with_context(|| format!("{topic}/{partition} has no leader"))?;
@@ -222,8 +220,8 @@ impl ReplicatedLog for Kafka {
         self.members.ordinal(&pod).with_context(|| format!("pod {pod} is not a member of the StatefulSet"))
     }
 
-    async fn brokers(&self, replicas: u32) -> Result<BTreeMap<i32, Option<String>>> {
-        Ok(self.broker_pods(&self.metadata(replicas, None).await?).await)
+    async fn brokers(&self, members: &[Member]) -> Result<BTreeMap<i32, Option<String>>> {
+        Ok(self.broker_pods(&self.metadata(members, None).await?).await)
     }
 }
 

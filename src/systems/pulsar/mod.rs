@@ -71,13 +71,13 @@ pub struct Pulsar {
 impl System for Pulsar {
     /// Healthy: every member is a writable bookie, registered under its own
     /// pod's name, and the broker in front is Ready.
-    async fn health(&self, replicas: u32) -> Result<Result<(), String>> {
-        let writable = match self.writable_bookies(replicas).await {
+    async fn health(&self, members: &[Member]) -> Result<Result<(), String>> {
+        let writable = match self.writable_bookies(members).await {
             Ok(writable) => writable,
             Err(error) => return Ok(Err(format!("{error:#}"))),
         };
         let missing: Vec<String> =
-            (0..replicas).map(|member| self.members.pod(member)).filter(|pod| !writable.contains(pod)).collect();
+            members.iter().map(|member| self.members.pod(*member)).filter(|pod| !writable.contains(pod)).collect();
         if !missing.is_empty() {
             return Ok(Err(format!("writable bookies {writable:?}; not writable: {missing:?}")));
         }
@@ -141,9 +141,9 @@ impl Pulsar {
 
     /// The pods of the bookies the cluster lists as writable, asked of the
     /// first member whose HTTP admin API answers.
-    pub async fn writable_bookies(&self, replicas: u32) -> Result<BTreeSet<String>> {
+    pub async fn writable_bookies(&self, members: &[Member]) -> Result<BTreeSet<String>> {
         let mut last_error = None;
-        for member in 0..replicas.max(1) {
+        for member in members.iter().copied() {
             let pod = self.members.pod(member);
             let answer = async {
                 let forward = portforward::forward(self.members.pods.clone(), &pod, self.params.admin_port).await?;

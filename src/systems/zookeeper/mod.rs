@@ -43,8 +43,8 @@ pub struct ZooKeeper {
 #[async_trait]
 impl System for ZooKeeper {
     /// One leader, every other member a synced follower (`mntr`).
-    async fn health(&self, replicas: u32) -> Result<Result<(), String>> {
-        self.quorum(replicas).await
+    async fn health(&self, members: &[Member]) -> Result<Result<(), String>> {
+        self.quorum(members).await
     }
 
     fn key_value(&self) -> Option<&dyn KeyValue> {
@@ -108,9 +108,9 @@ impl ZooKeeper {
     }
 
     /// Asks every member `mntr` and judges the answers.
-    pub async fn quorum(&self, replicas: u32) -> Result<Result<(), String>> {
+    pub async fn quorum(&self, members: &[Member]) -> Result<Result<(), String>> {
         let mut states = Vec::new();
-        for member in 0..replicas {
+        for member in members.iter().copied() {
             let state = match self.four_letter_word(member, "mntr").await {
                 Ok(answer) => quorum::parse_mntr(&answer),
                 Err(error) => MemberState::Unreachable(format!("{error:#}")),
