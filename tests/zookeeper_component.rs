@@ -69,7 +69,7 @@ async fn health_follows_the_real_server_and_fails_when_it_is_frozen() {
     let zk = ZooKeeper::new(Reach::Direct(vec![address]));
     // The server logs that it binds before it answers four-letter words.
     wait::until("a healthy standalone server", Duration::from_secs(30), || async {
-        Ok(match zk.health(1).await? {
+        Ok(match zk.health(&[0]).await? {
             Ok(()) => Probe::Done(()),
             Err(why) => Probe::Pending(why),
         })
@@ -78,7 +78,7 @@ async fn health_follows_the_real_server_and_fails_when_it_is_frozen() {
     .unwrap();
 
     server.pause().await.unwrap();
-    let frozen = zk.health(1).await.unwrap();
+    let frozen = zk.health(&[0]).await.unwrap();
     server.unpause().await.unwrap();
     let why = frozen.expect_err("a frozen server must not count as healthy");
     assert!(why.contains("did not answer"), "{why}");
