@@ -1,4 +1,4 @@
-//! A plain HTTP/1.0 GET, enough for a bookie's admin API behind a
+//! Plain HTTP/1.0 requests, enough for a bookie's admin API behind a
 //! port-forward or the local registry's API: one request per connection,
 //! the body read to its end.
 
@@ -17,17 +17,31 @@ pub async fn get(address: SocketAddr, path: &str) -> Result<String> {
 /// A GET with extra request headers.
 pub async fn get_with(address: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Result<String> {
     let headers: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+    exchange(address, "GET", path, &format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{headers}\r\n")).await
+}
+
+/// A PUT of a JSON body.
+pub async fn put_json(address: SocketAddr, path: &str, json: &serde_json::Value) -> Result<String> {
+    let body = json.to_string();
+    let request = format!(
+        "PUT {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    exchange(address, "PUT", path, &request).await
+}
+
+async fn exchange(address: SocketAddr, method: &str, path: &str, request: &str) -> Result<String> {
     let exchange = async {
         let mut stream = TcpStream::connect(address).await?;
-        stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{headers}\r\n").as_bytes()).await?;
+        stream.write_all(request.as_bytes()).await?;
         let mut answer = Vec::new();
         stream.read_to_end(&mut answer).await?;
         anyhow::Ok(answer)
     };
     let answer = tokio::time::timeout(TIMEOUT, exchange)
         .await
-        .with_context(|| format!("GET {path}: no answer within {TIMEOUT:?}"))??;
-    body(&String::from_utf8_lossy(&answer)).with_context(|| format!("GET {path}"))
+        .with_context(|| format!("{method} {path}: no answer within {TIMEOUT:?}"))??;
+    body(&String::from_utf8_lossy(&answer)).with_context(|| format!("{method} {path}"))
 }
 
 /// The body of a 200 answer.

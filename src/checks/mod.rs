@@ -1,6 +1,7 @@
 //! Checkers: pure functions over what was observed, each able to fail and
 //! saying why.
 
+pub mod autoscaling;
 pub mod availability;
 pub mod delivery;
 pub mod local_storage;

@@ -10,7 +10,7 @@
 
 use super::Cluster;
 use crate::k8s::FIELD_MANAGER;
-use crate::suite::fixture::{LocalVolumesSpec, VolumeSpec};
+use crate::suite::fixture::{LocalVolumesSpec, VolumeSpec, bytes};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::{Node, PersistentVolume};
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -34,16 +34,19 @@ pub async fn setup(cluster: &Cluster, spec: &LocalVolumesSpec, owner: &str) -> R
     ensure_storage_class(cluster, spec, owner).await?;
     for node in &nodes {
         let directory = format!("{}/{owner}", spec.host_path.trim_end_matches('/'));
-        let mut paths = Vec::new();
-        for volume in &spec.volumes {
-            let path = format!("{directory}/{}", volume.name);
-            create_volume(cluster, spec, owner, node, volume, &path).await?;
-            paths.push(path);
+        let mut script = Vec::new();
+        for (name, volume) in spec.volumes_per_node() {
+            let path = format!("{directory}/{name}");
+            create_volume(cluster, spec, owner, node, (&name, volume), &path).await?;
+            script.push(format!("mkdir -p {path}"));
+            if volume.tmpfs {
+                script.push(format!("mount -t tmpfs -o size={} tmpfs {path}", bytes(&volume.capacity)?));
+            }
         }
         cluster
-            .run_on_node(node, &format!("mkdir -p {}", paths.join(" ")))
+            .run_on_node(node, &script.join(" && "))
             .await
-            .with_context(|| format!("making the local volume directories on node {node}"))?;
+            .with_context(|| format!("making the local volumes' directories and filesystems on node {node}"))?;
     }
     Ok(nodes)
 }
@@ -180,10 +183,10 @@ async fn create_volume(
     spec: &LocalVolumesSpec,
     owner: &str,
     node: &str,
-    volume: &VolumeSpec,
+    (volume_name, volume): (&str, &VolumeSpec),
     path: &str,
 ) -> Result<()> {
-    let name = format!("{owner}-{node}-{}", volume.name);
+    let name = format!("{owner}-{node}-{volume_name}");
     let pv: PersistentVolume = serde_json::from_value(volume_manifest(spec, &name, owner, node, volume, path))?;
     let api: Api<PersistentVolume> = Api::all(cluster.client.clone());
     api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &pv)
@@ -245,7 +248,11 @@ pub async fn reap(cluster: &Cluster, owner: &str) -> Result<()> {
         outcome = outcome.and(gone_is_fine(deleted).with_context(|| format!("deleting StorageClass {name}")));
     }
     for (node, directory) in directories {
-        let removed = cluster.run_on_node(&node, &format!("rm -rf {directory}")).await.map(drop);
+        // Filesystems mounted on volumes go first, then the directories.
+        let script = format!(
+            "for m in $(awk -v d='{directory}/' 'index($2, d) == 1 {{print $2}}' /proc/mounts); do umount \"$m\"; done; rm -rf {directory}"
+        );
+        let removed = cluster.run_on_node(&node, &script).await.map(drop);
         outcome = outcome.and(removed.with_context(|| format!("removing {directory} on node {node}")));
     }
     outcome.and(unlabel_nodes(cluster, owner).await)

@@ -114,8 +114,12 @@ pub struct LocalVolumesSpec {
     /// Where on each node the volumes' directories are made.
     #[serde(default = "default_host_path")]
     pub host_path: String,
-    /// The volumes each eligible node gets, one of each.
+    /// The volumes each eligible node gets, `perNode` of each.
     pub volumes: Vec<VolumeSpec>,
+    /// How many of each volume every eligible node gets (members on one
+    /// node need one each).
+    #[serde(default = "one")]
+    pub per_node: usize,
     /// Pin each volume to its node. The API refuses a `local` volume without
     /// node affinity, so `false` makes plain hostPath volumes: what a manifest
     /// that drops the node affinity ends up with.
@@ -128,6 +132,11 @@ pub struct LocalVolumesSpec {
 pub struct VolumeSpec {
     pub name: String,
     pub capacity: String,
+    /// A filesystem of its own, as large as the capacity (tmpfs, in
+    /// memory): the volume then reports its own usage, where directories
+    /// on one disk would all report the disk's.
+    #[serde(default)]
+    pub tmpfs: bool,
 }
 
 fn default_host_path() -> String {
@@ -138,6 +147,10 @@ fn pinned() -> bool {
     true
 }
 
+fn one() -> usize {
+    1
+}
+
 impl LocalVolumesSpec {
     /// Reads the spec of a `LocalVolumes` object.
     pub fn from_spec(spec: serde_json::Value) -> Result<Self> {
@@ -145,13 +158,23 @@ impl LocalVolumesSpec {
         if spec.node_label.len() != 1 {
             bail!("LocalVolumes nodeLabel must hold exactly one label, not {}", spec.node_label.len());
         }
-        if spec.volumes.is_empty() || spec.nodes == 0 {
+        if spec.volumes.is_empty() || spec.nodes == 0 || spec.per_node == 0 {
             bail!("LocalVolumes needs at least one node and one volume");
         }
         for volume in &spec.volumes {
             bytes(&volume.capacity).with_context(|| format!("volume {}", volume.name))?;
         }
         Ok(spec)
+    }
+
+    /// Every volume an eligible node gets, by its name there: the volume's
+    /// name, numbered when a node gets more than one of each.
+    pub fn volumes_per_node(&self) -> Vec<(String, &VolumeSpec)> {
+        let named = |volume: &VolumeSpec, index: usize| match self.per_node {
+            1 => volume.name.clone(),
+            _ => format!("{}-{index}", volume.name),
+        };
+        (0..self.per_node).flat_map(|index| self.volumes.iter().map(move |volume| (named(volume, index), volume))).collect()
     }
 
     pub fn label(&self) -> (&str, &str) {
@@ -226,6 +249,15 @@ mod tests {
         assert_eq!(spec(true).unsatisfiable(&claims).unwrap(), vec!["ledgers"]);
         let fitting = vec![("ledgers".to_string(), "10Gi".to_string())];
         assert!(spec(true).unsatisfiable(&fitting).unwrap().is_empty());
+    }
+
+    #[test]
+    fn several_volumes_per_node_are_numbered() {
+        let mut spec = spec(true);
+        let names = |spec: &LocalVolumesSpec| spec.volumes_per_node().into_iter().map(|(name, _)| name).collect::<Vec<_>>();
+        assert_eq!(names(&spec), ["journal", "ledgers"]);
+        spec.per_node = 2;
+        assert_eq!(names(&spec), ["journal-0", "ledgers-0", "journal-1", "ledgers-1"]);
     }
 
     #[test]
