@@ -275,6 +275,18 @@ pub struct Observed {
     pub what: String,
 }
 
+/// A sample of the system's state, as a series the test judges (the
+/// bookies while an autoscaler works, say), kept as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sampled {
+    pub at: Millis,
+    /// What was sampled.
+    pub of: String,
+    pub value: serde_json::Value,
+}
+
+impl Eq for Sampled {}
+
 /// A figure the test measured (the longest time without an ack, say).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measured {
@@ -301,6 +313,7 @@ pub enum Event {
     Checked(Checked),
     Measured(Measured),
     Observed(Observed),
+    Sampled(Sampled),
 }
 
 /// One test's history in the order it was recorded.

@@ -88,7 +88,8 @@ pub fn check(samples: &[Sample], invariants: &Invariants) -> Vec<Broken> {
     let mut broken = Vec::new();
     if let Some(limit) = invariants.replicas_at_most {
         broken.extend(first(samples, |_, sample| {
-            (sample.replicas > limit).then(|| format!("{} replicas asked for, more than the {limit} allowed", sample.replicas))
+            (sample.replicas > limit)
+                .then(|| format!("{} replicas asked for, more than the {limit} allowed", sample.replicas))
         }));
     }
     if let Some(floor) = invariants.writable_at_least {
@@ -179,7 +180,8 @@ fn unsafe_decommission(samples: &[Sample]) -> Option<Broken> {
         }
         let shrink = index + 1;
         let victim = before.pods.iter().max_by_key(|pod| pod.ordinal)?;
-        let writable = |ordinal: u32| before.bookies.iter().find(|bookie| bookie.ordinal == ordinal).map(|b| b.writable);
+        let writable =
+            |ordinal: u32| before.bookies.iter().find(|bookie| bookie.ordinal == ordinal).map(|b| b.writable);
         if writable(victim.ordinal) == Some(true) {
             let instead: Vec<String> = before
                 .bookies
@@ -188,7 +190,8 @@ fn unsafe_decommission(samples: &[Sample]) -> Option<Broken> {
                 .filter_map(|bookie| before.pods.iter().find(|pod| pod.ordinal == bookie.ordinal))
                 .map(|pod| pod.name.clone())
                 .collect();
-            let instead = if instead.is_empty() { String::new() } else { format!("; read-only instead: {}", instead.join(", ")) };
+            let instead =
+                if instead.is_empty() { String::new() } else { format!("; read-only instead: {}", instead.join(", ")) };
             let why = format!(
                 "the StatefulSet shrank while its victim {} (the highest ordinal) was still writable{instead}",
                 victim.name
@@ -209,7 +212,8 @@ fn unsafe_decommission(samples: &[Sample]) -> Option<Broken> {
                 return Some(Broken { sample: shrink + gone, at: sample.at, why });
             }
         }
-        let claims_of = |sample: &Sample| sample.claims.iter().any(|claim| claim.ends_with(&format!("-{}", victim.name)));
+        let claims_of =
+            |sample: &Sample| sample.claims.iter().any(|claim| claim.ends_with(&format!("-{}", victim.name)));
         let pod_of = |sample: &Sample| sample.pods.iter().any(|pod| pod.name == victim.name);
         if let Some(early) = samples[index..].iter().position(|sample| !claims_of(sample) && pod_of(sample)) {
             let why = format!("the claims of {} were deleted while its pod still existed", victim.name);

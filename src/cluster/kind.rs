@@ -3,19 +3,14 @@
 //! this run (or an interrupted earlier run) created it.
 
 use super::forge::{Forged, Registry};
-use crate::k8s::conditions::node_ready_status;
 use crate::process;
 use crate::settings::Settings;
-use crate::wait::{self, Probe};
+use crate::wait;
 use anyhow::{Context, Result, anyhow, bail};
-use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, ListParams};
-use kube::{Client, ResourceExt};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-const NODES_READY_TIMEOUT: Duration = Duration::from_secs(300);
 const FORGE_CACHE_KIND: &str = "/var/cache/stateproof/forge/bin/kind";
 
 pub struct KindCluster {
@@ -94,26 +89,6 @@ impl KindCluster {
             format!("creating kind cluster '{}' (node logs: `kind export logs --name {}`)", self.name, self.name)
         })?;
         eprintln!("stateproof: kind cluster '{}' created in {:.0}s", self.name, started.elapsed().as_secs_f64());
-        Ok(())
-    }
-
-    pub async fn wait_nodes_ready(&self, client: &Client) -> Result<()> {
-        let nodes = Api::<Node>::all(client.clone());
-        wait::until(&format!("every node of '{}' to be Ready", self.name), NODES_READY_TIMEOUT, || async {
-            let list = nodes.list(&ListParams::default()).await?;
-            let not_ready: Vec<String> = list
-                .items
-                .iter()
-                .filter(|node| node_ready_status(node) != "True")
-                .map(|node| node.name_any())
-                .collect();
-            Ok(if not_ready.is_empty() && !list.items.is_empty() {
-                Probe::Done(())
-            } else {
-                Probe::Pending(format!("not Ready: {}", not_ready.join(", ")))
-            })
-        })
-        .await?;
         Ok(())
     }
 

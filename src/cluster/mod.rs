@@ -3,6 +3,7 @@
 //! through a kubeconfig. Faults that act on nodes go through the provider.
 
 pub mod forge;
+mod health;
 pub mod kind;
 pub mod local_volumes;
 
@@ -43,7 +44,8 @@ impl Cluster {
                 };
                 let cluster = kind::KindCluster::ensure(settings, name, &config, node_image).await?;
                 let clients = crate::k8s::client::connect(Some(&cluster.kubeconfig), None).await?;
-                cluster.wait_nodes_ready(&clients.client).await?;
+                let remedy = format!("recreate it (kind delete cluster --name {name})");
+                health::wait_healthy(&clients.client, &format!("kind cluster '{name}'"), &remedy).await?;
                 Ok(Cluster {
                     client: clients.client,
                     forged,
@@ -59,6 +61,7 @@ impl Cluster {
                     path.as_ref().map_or("the default kubeconfig".into(), |p: &PathBuf| p.display().to_string()),
                     context.as_deref().unwrap_or("current")
                 );
+                health::wait_healthy(&clients.client, &description, "repair its control plane").await?;
                 Ok(Cluster {
                     client: clients.client,
                     forged,

@@ -173,6 +173,32 @@ impl Applier {
         Ok((api, capabilities.scope.clone()))
     }
 
+    /// Patches the live object a manifest among `manifests` names: with
+    /// JSON patch operations, or else a merge patch.
+    pub async fn patch_live(
+        &mut self,
+        manifests: &[Manifest],
+        (kind, name): (&str, &str),
+        json: Option<&json_patch::Patch>,
+        merge: Option<&Value>,
+    ) -> Result<()> {
+        let manifest = manifests
+            .iter()
+            .find(|manifest| {
+                kind_of(&manifest.object) == kind && manifest.object.metadata.name.as_deref() == Some(name)
+            })
+            .with_context(|| format!("the fixture has no {kind} {name} to patch"))?;
+        let (api, _) = self.api_for(&manifest.object).await?;
+        let params = PatchParams::default();
+        let patched = match (json, merge) {
+            (Some(operations), _) => api.patch(name, &params, &Patch::<()>::Json(operations.clone())).await,
+            (None, Some(merge)) => api.patch(name, &params, &Patch::Merge(merge)).await,
+            (None, None) => bail!("the patch of {kind} {name} has neither `json` nor `merge`"),
+        };
+        patched.with_context(|| format!("patching {kind} {name}"))?;
+        Ok(())
+    }
+
     /// Server-side applies every manifest into the namespace, in order.
     pub async fn apply(&mut self, manifests: &[Manifest]) -> Result<()> {
         for manifest in manifests {

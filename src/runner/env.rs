@@ -67,7 +67,11 @@ impl SuiteEnv {
             apply::set_replicas(&mut manifests, &suite.members.statefulset, replicas)?;
         }
         let pods = Api::<Pod>::namespaced(cluster.client.clone(), &namespace);
-        let members = Members { pods, statefulset: suite.members.statefulset.clone() };
+        let members = Members {
+            pods,
+            statefulset: suite.members.statefulset.clone(),
+            container: suite.members.container.clone(),
+        };
         let kind = SystemKind::named(&suite.system).with_context(|| format!("unknown system {}", suite.system))?;
         let system = (kind.build)(&members, &suite.params)?;
         namespace::create(&cluster.client, &namespace, run).await?;

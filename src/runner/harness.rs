@@ -217,7 +217,11 @@ fn discover(settings: &Settings, mode: Mode) -> (Vec<LoadedSuite>, Vec<LoadError
         }
         for variant in variants.iter().filter(|variant| variant.must_fail.contains_key(&base.suite.name)) {
             match suite::load(&file, settings, Some(variant)) {
-                Ok(suite) if suite.suite.fixture.contains(&variant.fixture) => loaded.push(suite),
+                Ok(suite)
+                    if suite.suite.fixture.iter().any(|name| name.split('@').next() == Some(&variant.fixture)) =>
+                {
+                    loaded.push(suite)
+                }
                 Ok(suite) => errors.push(LoadError {
                     file: variant.file.clone(),
                     message: format!(
@@ -310,8 +314,13 @@ async fn run_suite(shared: Arc<Shared>, suite_index: usize, tests: Vec<(usize, R
     let weight = memory_requested(&slot.loaded.fixture.manifests);
     let _admitted = shared.admission.admit(weight).await;
     let admitted = Instant::now();
+    let mut failed_before: Option<String> = None;
     for (test_index, report) in tests {
-        let outcome = run_test(&shared, slot, test_index).await;
+        let blocker = failed_before.as_deref().filter(|_| slot.loaded.suite.chained);
+        let (outcome, failed) = run_test(&shared, slot, test_index, blocker).await;
+        if failed && failed_before.is_none() {
+            failed_before = Some(slot.loaded.suite.tests[test_index].name.clone());
+        }
         let _ = report.send(outcome);
     }
     // Never while another suite's test has nodes stopped: the volumes'
@@ -353,7 +362,10 @@ fn build_what_is_needed(shared: &Shared, plan: &Plan) {
 
 /// One test: it waits for its turn at the cluster, sets up its suite on
 /// first use, runs, and is recorded. A panic is a failed test like any other.
-async fn run_test(shared: &Arc<Shared>, slot: &SuiteSlot, test_index: usize) -> Outcome {
+/// A test of a chained suite is not run once `blocker`, a test before it,
+/// has failed. Returns its outcome and whether it ran and failed (a
+/// variant's required failure included).
+async fn run_test(shared: &Arc<Shared>, slot: &SuiteSlot, test_index: usize, blocker: Option<&str>) -> (Outcome, bool) {
     let spec = &slot.loaded.suite.tests[test_index];
     let label = format!("{}::{}", slot.loaded.label(), spec.name);
     let attempt = wait::measured(async {
@@ -366,24 +378,33 @@ async fn run_test(shared: &Arc<Shared>, slot: &SuiteSlot, test_index: usize) -> 
         if env.is_none() {
             *env = Some(setup(shared, &slot.loaded).await);
         }
-        let ran = match env.as_ref().expect("set above") {
-            EnvState::Unavailable(reason) => Ran::outcome(Outcome::Skipped(reason.clone())),
-            EnvState::Failed { why, diagnostics, .. } => Ran {
+        let ran = match (env.as_ref().expect("set above"), blocker) {
+            (_, Some(blocker)) => Ran::outcome(Outcome::Skipped(format!(
+                "not run: {blocker} failed before it, and each test of this suite starts from the state the one \
+                 before leaves (chained)"
+            ))),
+            (EnvState::Unavailable(reason), None) => Ran::outcome(Outcome::Skipped(reason.clone())),
+            (EnvState::Failed { why, diagnostics, .. }, None) => Ran {
                 outcome: Outcome::Failed(format!("suite setup failed: {why}")),
                 diagnostics: diagnostics.clone(),
                 properties: Vec::new(),
             },
-            EnvState::Ready(env) => execute(shared, &slot.loaded, env, spec, &label).await,
-            EnvState::Finished => Ran::outcome(Outcome::Failed("the suite's environment was already torn down".into())),
+            (EnvState::Ready(env), None) => execute(shared, &slot.loaded, env, spec, &label).await,
+            (EnvState::Finished, None) => {
+                Ran::outcome(Outcome::Failed("the suite's environment was already torn down".into()))
+            }
         };
-        (ran, started)
+        let executed = blocker.is_none() && matches!(env.as_ref(), Some(EnvState::Ready(_)));
+        (ran, started, executed)
     });
     let fallback_start = Instant::now();
-    let ((ran, started), waited) = match verdict::unless_panicked(attempt).await {
+    let ((ran, started, executed), waited) = match verdict::unless_panicked(attempt).await {
         Ok(done) => done,
-        Err(why) => ((Ran::outcome(Outcome::Failed(why)), fallback_start), Duration::ZERO),
+        Err(why) => ((Ran::outcome(Outcome::Failed(why)), fallback_start, true), Duration::ZERO),
     };
     shared.running.lock().unwrap().remove(&label);
+    // Only a test that ran can leave its suite in a state it did not expect.
+    let failed = executed && matches!(ran.outcome, Outcome::Failed(_));
     let outcome = match &slot.loaded.variant {
         Some(variant) => {
             let (required, allowed) = variant.expects(&slot.loaded.suite.name, &spec.name);
@@ -407,7 +428,7 @@ async fn run_test(shared: &Arc<Shared>, slot: &SuiteSlot, test_index: usize) -> 
             properties: ran.properties,
         },
     );
-    outcome
+    (outcome, failed)
 }
 
 /// What one test came to.

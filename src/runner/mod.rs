@@ -9,6 +9,7 @@ mod finish;
 mod harness;
 mod observer;
 mod recheck;
+mod sampler;
 mod schedule;
 mod steps;
 mod verdict;

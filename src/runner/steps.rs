@@ -2,19 +2,22 @@
 //! adapter, the faults or the checkers, every one recorded in the test's
 //! history; then undoing what the test did to nodes and processes.
 
+mod bookies;
 mod log;
 mod members;
 
 pub(super) use log::create_topic;
 
 use super::env::SuiteEnv;
-use super::observer;
+use super::{observer, sampler};
+use crate::checks::autoscaling::Sample;
 use crate::checks::{placement, storage};
 use crate::faults::{
     self,
     ledger::{Fault, Ledger},
 };
-use crate::history::{self, Event, FaultEvent, FaultPhase, History, Phase, StepEvent};
+use crate::history::{self, Event, FaultEvent, FaultPhase, History, Phase, Sampled, StepEvent};
+use crate::k8s::apply::Applier;
 use crate::k8s::conditions::{node_ready_status, pod_ready, restart_count};
 use crate::k8s::evict::Eviction;
 use crate::k8s::{exec, statefulset};
@@ -28,7 +31,9 @@ use kube::ResourceExt;
 use kube::api::Api;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// What a test has observed and done so far.
 #[derive(Default)]
@@ -45,6 +50,8 @@ struct TestState {
     stopped_traffic: Option<log::Window>,
     /// Members as a `remember-members` step found them.
     members: HashMap<Member, members::MemberSnapshot>,
+    /// Ledgers as a `remember-ledgers` step found them.
+    ledgers: Option<BTreeMap<u64, std::collections::BTreeSet<String>>>,
 }
 
 /// The step a test stopped at, and why.
@@ -74,6 +81,8 @@ pub struct TestRun<'a> {
     history: History,
     findings: Vec<String>,
     properties: Vec<(String, String)>,
+    /// The bookies as sampled while the test runs (a suite's `sampling`).
+    samples: Arc<Mutex<Vec<Sample>>>,
 }
 
 impl<'a> TestRun<'a> {
@@ -86,6 +95,7 @@ impl<'a> TestRun<'a> {
             history: History::default(),
             findings: Vec::new(),
             properties: Vec::new(),
+            samples: Arc::default(),
         }
     }
 
@@ -99,6 +109,27 @@ impl<'a> TestRun<'a> {
     /// whatever happened.
     pub async fn run(mut self, spec: &TestSpec, dir: &Path) -> TestReport {
         let started_at = history::now();
+        let (stop, stopped) = watch::channel(false);
+        let (env, samples) = (self.env, self.samples.clone());
+        let sampling = async {
+            let bookies = env.system.bookies();
+            if let (Some(every), Some(bookies)) = (env.suite.sampling, bookies) {
+                sampler::sample(env, bookies, every, &samples, stopped).await;
+            }
+        };
+        let ((outcome, this), ()) = tokio::join!(
+            async {
+                let outcome = self.steps(spec).await;
+                let _ = stop.send(true);
+                (outcome, self)
+            },
+            sampling
+        );
+        this.finish(outcome, started_at, dir).await
+    }
+
+    /// Every step in order, stopping at the first failure.
+    async fn steps(&mut self, spec: &TestSpec) -> Result<(), StepFailure> {
         let total = spec.steps.len();
         let mut outcome = Ok(());
         for (index, step) in spec.steps.iter().enumerate() {
@@ -121,10 +152,18 @@ impl<'a> TestRun<'a> {
                 }
             }
         }
+        outcome
+    }
+
+    async fn finish(mut self, outcome: Result<(), StepFailure>, started_at: history::Millis, dir: &Path) -> TestReport {
         let failed = outcome.is_err();
         let diagnostics = if failed || !self.findings.is_empty() { self.capture(dir).await } else { None };
         let cleanup = self.undo_faults(|_| true).await;
         self.record_observations(started_at);
+        for sample in std::mem::take(&mut *self.samples.lock().unwrap()) {
+            let value = serde_json::to_value(&sample).unwrap_or_default();
+            self.history.push(Event::Sampled(Sampled { at: sample.at, of: "bookies".into(), value }));
+        }
         if let Err(error) = self.history.write_jsonl(&dir.join("history.jsonl")) {
             eprintln!("stateproof: {error:#}");
         }
@@ -261,6 +300,24 @@ impl<'a> TestRun<'a> {
             }
             Step::ExpectBrokers { ids, within } => {
                 self.expect_brokers(ids, within.unwrap_or(defaults.client_within)).await?
+            }
+            Step::FillDisk { members, to } => self.fill_disk(members, *to).await?,
+            Step::SetReadOnly { member, read_only } => self.set_read_only(*member, *read_only).await?,
+            Step::ExpectReadOnly { member, read_only, within } => {
+                self.expect_read_only(*member, *read_only, *within).await?
+            }
+            Step::ExpectReplicas { count, within } => self.expect_replicas(*count, *within).await?,
+            Step::ExpectReplicasStay { count, duration } => self.expect_replicas_stay(*count, *duration).await?,
+            Step::RememberLedgers => self.remember_ledgers().await?,
+            Step::ExpectLedgersKept => self.expect_ledgers_kept().await?,
+            Step::ExpectNewLedgersOn { member, within } => {
+                self.expect_new_ledgers_on(*member, within.unwrap_or(defaults.client_within)).await?
+            }
+            Step::ExpectAutoscaling(invariants) => self.expect_autoscaling(invariants)?,
+            Step::Patch(patch) => {
+                let target = (patch.target.kind.as_str(), patch.target.name.as_str());
+                let mut applier = Applier::new(env.cluster.client.clone(), &env.namespace);
+                applier.patch_live(&env.manifests, target, patch.json.as_ref(), patch.merge.as_ref()).await?
             }
         }
         Ok(())

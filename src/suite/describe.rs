@@ -120,6 +120,31 @@ impl fmt::Display for Step {
             Step::ExpectPending { member, .. } => write!(f, "expect member {member} Pending, unschedulable"),
             Step::ExpectGone { member, .. } => write!(f, "expect member {member}'s pod gone"),
             Step::ExpectBrokers { ids, .. } => write!(f, "expect brokers {ids:?} registered, each on its own member"),
+            Step::FillDisk { members, to } if *to == 0.0 => write!(f, "empty the ledger disks of members {members:?}"),
+            Step::FillDisk { members, to } => {
+                write!(f, "fill the ledger disks of members {members:?} to {:.0}%", to * 100.0)
+            }
+            Step::SetReadOnly { member, read_only: true } => write!(f, "set member {member}'s bookie read-only"),
+            Step::SetReadOnly { member, read_only: false } => write!(f, "set member {member}'s bookie writable"),
+            Step::ExpectReadOnly { member, read_only, within } => {
+                let state = if *read_only { "read-only" } else { "writable" };
+                write!(
+                    f,
+                    "expect member {member}'s bookie to turn {state} by itself within {}",
+                    humantime::format_duration(*within)
+                )
+            }
+            Step::ExpectReplicas { count, within } => {
+                write!(f, "expect {count} replicas asked for within {}", humantime::format_duration(*within))
+            }
+            Step::ExpectReplicasStay { count, duration } => {
+                write!(f, "expect the replicas to stay {count} for {}", humantime::format_duration(*duration))
+            }
+            Step::RememberLedgers => write!(f, "remember every ledger and the bookies it names"),
+            Step::ExpectLedgersKept => write!(f, "expect every remembered ledger kept, on the same bookies"),
+            Step::ExpectNewLedgersOn { member, .. } => write!(f, "expect a new ledger on member {member}'s bookie"),
+            Step::ExpectAutoscaling(invariants) => write!(f, "expect the samples to keep {invariants:?}"),
+            Step::Patch(patch) => write!(f, "patch {} {}", patch.target.kind, patch.target.name),
         }
     }
 }

@@ -33,7 +33,7 @@ struct ExternalImages {
 
 /// Reads the named fixtures in order. A name `fixture@variant` applies that
 /// variant's patches; `variant`, when given, patches the fixture it belongs
-/// to wherever a suite names it plainly.
+/// to after them.
 pub fn read(settings: &Settings, names: &[String], variant: Option<&Variant>) -> Result<Fixture> {
     let mut manifests = Vec::new();
     for name in names {
@@ -46,7 +46,7 @@ pub fn read(settings: &Settings, names: &[String], variant: Option<&Variant>) ->
         if let Some(flavor) = flavor {
             Variant::named(&dir, folder, flavor)?.apply(&mut found)?;
         }
-        if let Some(variant) = variant.filter(|variant| variant.fixture == *name) {
+        if let Some(variant) = variant.filter(|variant| variant.fixture == folder) {
             variant.apply(&mut found)?;
         }
         manifests.extend(found);
@@ -174,7 +174,9 @@ impl LocalVolumesSpec {
             1 => volume.name.clone(),
             _ => format!("{}-{index}", volume.name),
         };
-        (0..self.per_node).flat_map(|index| self.volumes.iter().map(move |volume| (named(volume, index), volume))).collect()
+        (0..self.per_node)
+            .flat_map(|index| self.volumes.iter().map(move |volume| (named(volume, index), volume)))
+            .collect()
     }
 
     pub fn label(&self) -> (&str, &str) {
@@ -254,7 +256,8 @@ mod tests {
     #[test]
     fn several_volumes_per_node_are_numbered() {
         let mut spec = spec(true);
-        let names = |spec: &LocalVolumesSpec| spec.volumes_per_node().into_iter().map(|(name, _)| name).collect::<Vec<_>>();
+        let names =
+            |spec: &LocalVolumesSpec| spec.volumes_per_node().into_iter().map(|(name, _)| name).collect::<Vec<_>>();
         assert_eq!(names(&spec), ["journal", "ledgers"]);
         spec.per_node = 2;
         assert_eq!(names(&spec), ["journal-0", "ledgers-0", "journal-1", "ledgers-1"]);

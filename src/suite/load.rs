@@ -99,6 +99,12 @@ fn validate(suite: &Suite, settings: &Settings, variant: Option<&Variant>) -> Re
             return Err(format!("test '{}' has no steps", test.name));
         }
         offered.check(suite, test)?;
+        if suite.sampling.is_none() && test.steps.iter().any(|step| matches!(step, Step::ExpectAutoscaling(_))) {
+            return Err(format!(
+                "test '{}': expect-autoscaling judges samples, and the suite sets no `sampling`",
+                test.name
+            ));
+        }
         check_step_order(&test.name, &test.steps)?;
         check_disruption(test)?;
         check_expectation(test)?;

@@ -30,6 +30,14 @@ pub struct Suite {
     pub defaults: Defaults,
     #[serde(default)]
     pub deploy: Deploy,
+    /// Sample the bookies this often during every test (for
+    /// `expect-autoscaling`).
+    #[serde(default, with = "humantime_serde")]
+    pub sampling: Option<Duration>,
+    /// Each test starts from the state the one before leaves; after a
+    /// failure, the later tests are not run (reported skipped, naming it).
+    #[serde(default)]
+    pub chained: bool,
     pub tests: Vec<TestSpec>,
 }
 
@@ -437,6 +445,55 @@ pub enum Step {
         #[serde(default, with = "humantime_serde")]
         within: Option<Duration>,
     },
+    /// Fill each member's ledger disk to `to` (a share, 0 to 1) with a file
+    /// of the test's own; `to: 0` removes it.
+    FillDisk { members: Vec<Member>, to: f64 },
+    /// Set the member's bookie read-only (or, with `read-only: false`,
+    /// writable) through its HTTP API, and wait until it says so.
+    SetReadOnly {
+        member: Member,
+        #[serde(rename = "read-only", default = "yes")]
+        read_only: bool,
+    },
+    /// The member's bookie becomes read-only (or, with `read-only: false`,
+    /// writable) by itself within the time: BookKeeper's own disk checker.
+    ExpectReadOnly {
+        member: Member,
+        #[serde(rename = "read-only", default = "yes")]
+        read_only: bool,
+        #[serde(with = "humantime_serde")]
+        within: Duration,
+    },
+    /// The StatefulSet's replicas become `count` (an autoscaler's decision)
+    /// within the time.
+    ExpectReplicas {
+        count: u32,
+        #[serde(with = "humantime_serde")]
+        within: Duration,
+    },
+    /// The StatefulSet's replicas stay `count` for the whole time.
+    ExpectReplicasStay {
+        count: u32,
+        #[serde(rename = "for", with = "humantime_serde")]
+        duration: Duration,
+    },
+    /// Record every ledger and the bookies it names, to compare later.
+    RememberLedgers,
+    /// Every remembered ledger still exists and names the same bookies:
+    /// nothing was moved (rebalanced) or lost.
+    ExpectLedgersKept,
+    /// A ledger made since `remember-ledgers` names the member's bookie.
+    ExpectNewLedgersOn {
+        member: Member,
+        #[serde(default, with = "humantime_serde")]
+        within: Option<Duration>,
+    },
+    /// The samples the test has taken so far keep these invariants (the
+    /// suite sets `sampling`); a failure names the first sample that broke one.
+    ExpectAutoscaling(crate::checks::autoscaling::Invariants),
+    /// Change a fixture object as it runs (`target: {kind, name}`, and
+    /// `json` or `merge`, as in a variant).
+    Patch(super::variant::PatchSpec),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

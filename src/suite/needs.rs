@@ -21,6 +21,9 @@ pub enum Capability {
     /// System: topics with partitions and a replication factor, their
     /// leaders, in-sync replicas and broker ids.
     ReplicatedLog,
+    /// System: bookies whose state, disk usage, ledgers and cookies can be
+    /// read and driven (read-only, disk filled).
+    Bookies,
     /// Cluster: stop a node and start it again.
     NodeStop,
     /// Cluster: freeze, thaw and kill a container's main process.
@@ -38,6 +41,7 @@ impl fmt::Display for Capability {
             Capability::LeaderAcks => "acknowledgement by the leader alone (`acks: leader`)",
             Capability::Traffic => "background traffic",
             Capability::ReplicatedLog => "partitioned, replicated topics with leaders and broker ids",
+            Capability::Bookies => "bookies to drive and watch (state, disk usage, ledgers, cookies)",
             Capability::NodeStop => "stopping and starting nodes",
             Capability::ProcessSignal => "signalling a container's process from its node",
             Capability::LocalVolumes => "local volume directories on nodes",
@@ -95,6 +99,16 @@ impl Step {
             Step::ExpectPending { .. } => "expect-pending",
             Step::ExpectGone { .. } => "expect-gone",
             Step::ExpectBrokers { .. } => "expect-brokers",
+            Step::FillDisk { .. } => "fill-disk",
+            Step::SetReadOnly { .. } => "set-read-only",
+            Step::ExpectReadOnly { .. } => "expect-read-only",
+            Step::ExpectReplicas { .. } => "expect-replicas",
+            Step::ExpectReplicasStay { .. } => "expect-replicas-stay",
+            Step::RememberLedgers => "remember-ledgers",
+            Step::ExpectLedgersKept => "expect-ledgers-kept",
+            Step::ExpectNewLedgersOn { .. } => "expect-new-ledgers-on",
+            Step::ExpectAutoscaling(_) => "expect-autoscaling",
+            Step::Patch(_) => "patch",
         }
     }
 
@@ -120,6 +134,13 @@ impl Step {
             Step::StopTraffic | Step::ExpectAvailable { .. } => vec![Capability::Traffic],
             Step::Consume { via: chosen, .. } => [Some(Capability::Log), via(chosen)].into_iter().flatten().collect(),
             Step::CheckDelivery { .. } => vec![Capability::Log],
+            Step::FillDisk { .. }
+            | Step::SetReadOnly { .. }
+            | Step::ExpectReadOnly { .. }
+            | Step::RememberLedgers
+            | Step::ExpectLedgersKept
+            | Step::ExpectNewLedgersOn { .. }
+            | Step::ExpectAutoscaling(_) => vec![Capability::Bookies],
             Step::WaitReady
             | Step::ExpectRolledOut { .. }
             | Step::RememberStorage
@@ -142,7 +163,10 @@ impl Step {
             | Step::ExpectSameNode { .. }
             | Step::ExpectUndisturbed { .. }
             | Step::ExpectPending { .. }
-            | Step::ExpectGone { .. } => Vec::new(),
+            | Step::ExpectGone { .. }
+            | Step::ExpectReplicas { .. }
+            | Step::ExpectReplicasStay { .. }
+            | Step::Patch(_) => Vec::new(),
         };
         needs.sort();
         needs

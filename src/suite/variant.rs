@@ -49,21 +49,23 @@ struct VariantFile {
     may_fail: BTreeMap<String, BTreeMap<String, String>>,
 }
 
+/// A change to one object of a fixture: an RFC 6902 JSON patch or an RFC
+/// 7386 merge patch.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PatchSpec {
-    target: Target,
+pub struct PatchSpec {
+    pub target: Target,
     #[serde(default)]
-    json: Option<json_patch::Patch>,
+    pub json: Option<json_patch::Patch>,
     #[serde(default)]
-    merge: Option<serde_json::Value>,
+    pub merge: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Target {
-    kind: String,
-    name: String,
+pub struct Target {
+    pub kind: String,
+    pub name: String,
 }
 
 impl Variant {

@@ -61,11 +61,13 @@ pub struct Record {
     pub version: i64,
 }
 
-/// Where the members are: pods `<statefulset>-<ordinal>` of one namespace.
+/// Where the members are: pods `<statefulset>-<ordinal>` of one namespace,
+/// the system's server in `container`.
 #[derive(Clone)]
 pub struct Members {
     pub pods: Api<Pod>,
     pub statefulset: String,
+    pub container: String,
 }
 
 impl Members {
@@ -99,6 +101,10 @@ pub trait System: Send + Sync {
     }
 
     fn replicated_log(&self) -> Option<&dyn ReplicatedLog> {
+        None
+    }
+
+    fn bookies(&self) -> Option<&dyn Bookies> {
         None
     }
 
@@ -207,4 +213,37 @@ pub trait ReplicatedLog: Send + Sync {
     /// Registered broker ids, each with the pod that serves it (None when
     /// it is none of the members).
     async fn brokers(&self, members: &[Member]) -> Result<BTreeMap<i32, Option<String>>>;
+}
+
+/// A bookie as its HTTP admin API reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bookie {
+    pub member: Member,
+    /// Running, neither read-only nor shutting down.
+    pub writable: bool,
+    /// The ledger disks' used and total bytes (the journal's not counted).
+    pub used: u64,
+    pub total: u64,
+}
+
+impl Bookie {
+    pub fn usage(&self) -> f64 {
+        if self.total == 0 { 1.0 } else { self.used as f64 / self.total as f64 }
+    }
+}
+
+/// The bookies of a BookKeeper cluster, as autoscaling suites watch and
+/// drive them.
+#[async_trait]
+pub trait Bookies: Send + Sync {
+    /// Each member that answers, with its state and disk usage.
+    async fn bookies(&self, members: &[Member]) -> Result<Vec<Bookie>>;
+    async fn set_read_only(&self, member: Member, read_only: bool) -> Result<()>;
+    /// Fills the member's ledger disk to `usage` (0 to 1) with a file of its
+    /// own; `None` removes the file.
+    async fn fill_disk(&self, member: Member, usage: Option<f64>) -> Result<()>;
+    /// Every ledger, with the pods whose bookies its metadata names.
+    async fn ledgers(&self, members: &[Member]) -> Result<BTreeMap<u64, BTreeSet<String>>>;
+    /// The pods whose bookies have a cookie (a registered identity).
+    async fn cookies(&self) -> Result<BTreeSet<String>>;
 }

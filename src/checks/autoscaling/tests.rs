@@ -72,13 +72,17 @@ fn shrinking_without_a_decommission_names_the_writable_victim() {
     let broken = check(&samples, &safe());
     assert_eq!(broken.len(), 1, "{broken:?}");
     assert_eq!(broken[0].sample, 1);
-    assert_eq!(broken[0].why, "the StatefulSet shrank while its victim bookie-11 (the highest ordinal) was still writable");
+    assert_eq!(
+        broken[0].why,
+        "the StatefulSet shrank while its victim bookie-11 (the highest ordinal) was still writable"
+    );
 }
 
 #[test]
 fn decommissioning_the_victim_in_string_order_names_the_bookie_taken_instead() {
     // bookie-9, bookie-10, bookie-11: "bookie-9" sorts last as a string.
-    let samples = vec![settled(30_000, 3), read_only(settled(32_000, 3), 9), asking(read_only(settled(34_000, 3), 9), 2)];
+    let samples =
+        vec![settled(30_000, 3), read_only(settled(32_000, 3), 9), asking(read_only(settled(34_000, 3), 9), 2)];
     let broken = check(&samples, &safe());
     assert!(broken[0].why.ends_with("was still writable; read-only instead: bookie-9"), "{broken:?}");
 }
@@ -127,11 +131,15 @@ fn a_change_while_a_pod_is_young_or_a_change_back_within_the_window_is_unsettled
     assert!(broken[0].why.contains("while bookie-10 was Ready for 5.0s, within the 20s window"), "{broken:?}");
     let flapping = [settled(30_000, 2), settled(32_000, 3), settled(40_000, 3), settled(44_000, 2)];
     let broken = check(&flapping, &window);
-    assert!(broken.iter().any(|b| b.why.starts_with("replicas changed by -1 12.0s after a change by +1")), "{broken:?}");
+    assert!(
+        broken.iter().any(|b| b.why.starts_with("replicas changed by -1 12.0s after a change by +1")),
+        "{broken:?}"
+    );
 }
 
 #[test]
 fn more_than_one_step_at_once_is_counted() {
-    let broken = check(&[settled(0, 2), settled(2_000, 4)], &Invariants { step_at_most: Some(1), ..Invariants::default() });
+    let broken =
+        check(&[settled(0, 2), settled(2_000, 4)], &Invariants { step_at_most: Some(1), ..Invariants::default() });
     assert_eq!(broken[0].why, "replicas went from 2 to 4 at once");
 }

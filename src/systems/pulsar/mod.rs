@@ -4,6 +4,7 @@
 //! rewrites the broker URLs of topic lookups (see `dialect`). Producers and
 //! consumers record into the test's history.
 
+mod bookies;
 mod dialect;
 
 use crate::http;
@@ -12,7 +13,7 @@ use crate::k8s::conditions::pod_ready;
 use crate::k8s::portforward;
 use crate::suite::{Capability, Member};
 use crate::systems::gateway::Gateway;
-use crate::systems::{Log, Members, Produce, Reading, Running, System, SystemKind, Traffic, params};
+use crate::systems::{Bookies, Log, Members, Produce, Reading, Running, System, SystemKind, Traffic, params};
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -33,7 +34,7 @@ const RECEIVE_POLL: Duration = Duration::from_secs(5);
 
 pub static KIND: SystemKind = SystemKind {
     name: "pulsar",
-    offers: &[Capability::Log],
+    offers: &[Capability::Log, Capability::Bookies],
     check_params: |value| params::<Params>("pulsar", value).map(drop),
     build,
 };
@@ -46,6 +47,12 @@ struct Params {
     admin_port: u16,
     /// The Pulsar brokers the clients talk to.
     broker: Broker,
+    /// The ZooKeeper that holds BookKeeper's metadata (cookies).
+    #[serde(default)]
+    zookeeper: bookies::MetadataStore,
+    /// Where each bookie keeps its ledgers (whose disk usage counts).
+    #[serde(default = "bookies::default_ledger_dir")]
+    ledger_dir: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +96,10 @@ impl System for Pulsar {
     }
 
     fn log(&self) -> Option<&dyn Log> {
+        Some(self)
+    }
+
+    fn bookies(&self) -> Option<&dyn Bookies> {
         Some(self)
     }
 }
@@ -142,16 +153,23 @@ impl Pulsar {
     /// The pods of the bookies the cluster lists as writable, asked of the
     /// first member whose HTTP admin API answers.
     pub async fn writable_bookies(&self, members: &[Member]) -> Result<BTreeSet<String>> {
+        bookie_pods(&self.ask_any(members, "/api/v1/bookie/list_bookies?type=rw&print_hostnames=true").await?)
+    }
+
+    /// A GET of a member's HTTP admin API.
+    async fn ask(&self, member: Member, path: &str) -> Result<String> {
+        let pod = self.members.pod(member);
+        let forward = portforward::forward(self.members.pods.clone(), &pod, self.params.admin_port).await?;
+        http::get(forward.local, path).await.with_context(|| format!("asking bookie {pod}"))
+    }
+
+    /// A GET of the first member whose HTTP admin API answers.
+    async fn ask_any(&self, members: &[Member], path: &str) -> Result<String> {
         let mut last_error = None;
         for member in members.iter().copied() {
-            let pod = self.members.pod(member);
-            let answer = async {
-                let forward = portforward::forward(self.members.pods.clone(), &pod, self.params.admin_port).await?;
-                http::get(forward.local, "/api/v1/bookie/list_bookies?type=rw&print_hostnames=true").await
-            };
-            match answer.await {
-                Ok(body) => return bookie_pods(&body),
-                Err(error) => last_error = Some(error.context(format!("asking bookie {pod}"))),
+            match self.ask(member, path).await {
+                Ok(body) => return Ok(body),
+                Err(error) => last_error = Some(error),
             }
         }
         Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no bookie to ask")))

@@ -1,0 +1,77 @@
+//! The bookies sampled every few seconds while a test runs (a suite's
+//! `sampling`): replicas asked for, pods, each bookie's state and disk usage,
+//! claims, cookies and which bookies each ledger names. `expect-autoscaling`
+//! judges the series; the history keeps every sample.
+
+use super::env::SuiteEnv;
+use crate::checks::autoscaling::{BookieSample, PodSample, Sample};
+use crate::history;
+use crate::systems::Bookies;
+use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Samples until `stop` turns true; a sample that cannot be taken whole is
+/// skipped (and said), never half recorded.
+pub async fn sample(
+    env: &SuiteEnv,
+    bookies: &dyn Bookies,
+    every: Duration,
+    store: &Mutex<Vec<Sample>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    while !*stop.borrow() {
+        let previous = store.lock().unwrap().last().cloned();
+        match take(env, bookies, previous.as_ref()).await {
+            Ok(sample) => store.lock().unwrap().push(sample),
+            Err(error) => eprintln!("stateproof: [{}] a sample could not be taken: {error:#}", env.suite.name),
+        }
+        tokio::select! {
+            _ = stop.changed() => {}
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+async fn take(env: &SuiteEnv, bookies: &dyn Bookies, previous: Option<&Sample>) -> Result<Sample> {
+    let at = history::now();
+    let set = env.sets.get(&env.suite.members.statefulset).await?;
+    let replicas = set.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(0).max(0) as u32;
+    let selector = crate::k8s::statefulset::selector_of(&set)?;
+    let pods = env.members.pods.list(&ListParams::default().labels(&selector)).await.context("listing the pods")?;
+    let pods: Vec<PodSample> = pods.items.iter().filter_map(|pod| pod_sample(env, pod)).collect();
+    let ordinals: Vec<u32> = pods.iter().map(|pod| pod.ordinal).collect();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(env.cluster.client.clone(), &env.namespace);
+    let claims = claims.list(&ListParams::default()).await?.items.iter().map(|claim| claim.name_any()).collect();
+    let bookie_samples = bookies
+        .bookies(&ordinals)
+        .await?
+        .into_iter()
+        .map(|bookie| BookieSample { ordinal: bookie.member, writable: bookie.writable, usage: bookie.usage() })
+        .collect();
+    // ZooKeeper or a bookie may not answer for a moment: keep what was known.
+    let cookies = match bookies.cookies().await {
+        Ok(cookies) => cookies,
+        Err(_) => previous.map(|sample| sample.cookies.clone()).unwrap_or_default(),
+    };
+    let ledgers = match bookies.ledgers(&ordinals).await {
+        Ok(ledgers) => ledgers,
+        Err(_) => previous.map(|sample| sample.ledgers.clone()).unwrap_or_default(),
+    };
+    Ok(Sample { at, replicas, pods, bookies: bookie_samples, claims, cookies, ledgers })
+}
+
+fn pod_sample(env: &SuiteEnv, pod: &Pod) -> Option<PodSample> {
+    let name = pod.name_any();
+    let ordinal = env.members.ordinal(&name)?;
+    let ready = pod.status.as_ref()?.conditions.as_ref()?.iter().find(|condition| condition.type_ == "Ready");
+    let ready_since = ready
+        .filter(|condition| condition.status == "True")
+        .and_then(|condition| condition.last_transition_time.as_ref())
+        .map(|time| time.0.as_millisecond());
+    Some(PodSample { name, ordinal, ready_since, terminating: pod.metadata.deletion_timestamp.is_some() })
+}

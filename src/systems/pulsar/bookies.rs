@@ -1,0 +1,195 @@
+//! The bookies as autoscaling suites watch and drive them: state and disk
+//! usage from each bookie's HTTP admin API, read-only mode set through it,
+//! the ledger disk filled with a file of the test's own, the ledgers'
+//! metadata (which bookies each names) and the cookies in ZooKeeper.
+
+use super::Pulsar;
+use crate::http;
+use crate::k8s::{exec, portforward};
+use crate::suite::Member;
+use crate::systems::reach::Reach;
+use crate::systems::{Bookie, Bookies};
+use anyhow::{Context, Result, bail};
+use async_trait::async_trait;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use zookeeper_client::Client;
+
+/// Where BookKeeper keeps its metadata: a ZooKeeper StatefulSet.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MetadataStore {
+    statefulset: String,
+    port: u16,
+    /// The ledgers root (`zk+hierarchical://…/ledgers`).
+    #[serde(default = "default_root")]
+    root: String,
+}
+
+impl Default for MetadataStore {
+    fn default() -> Self {
+        MetadataStore { statefulset: "zk".into(), port: 2181, root: default_root() }
+    }
+}
+
+fn default_root() -> String {
+    "/ledgers".into()
+}
+
+pub fn default_ledger_dir() -> String {
+    "/pulsar/data/bookkeeper/ledgers".into()
+}
+
+/// The file a test fills a ledger disk with.
+const FILLER: &str = "stateproof-filler";
+const ZOOKEEPER_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct State {
+    running: bool,
+    read_only: bool,
+    shutting_down: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Info {
+    free_space: u64,
+    total_space: u64,
+}
+
+#[async_trait]
+impl Bookies for Pulsar {
+    async fn bookies(&self, members: &[Member]) -> Result<Vec<Bookie>> {
+        let mut found = Vec::new();
+        for member in members.iter().copied() {
+            let answers = async {
+                let state: State = serde_json::from_str(&self.ask(member, "/api/v1/bookie/state").await?)?;
+                let info: Info = serde_json::from_str(&self.ask(member, "/api/v1/bookie/info").await?)?;
+                anyhow::Ok((state, info))
+            };
+            if let Ok((state, info)) = answers.await {
+                found.push(Bookie {
+                    member,
+                    writable: state.running && !state.read_only && !state.shutting_down,
+                    used: info.total_space.saturating_sub(info.free_space),
+                    total: info.total_space,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    async fn set_read_only(&self, member: Member, read_only: bool) -> Result<()> {
+        let pod = self.members.pod(member);
+        let forward = portforward::forward(self.members.pods.clone(), &pod, self.params.admin_port).await?;
+        let body = serde_json::json!({ "readOnly": read_only });
+        http::put_json(forward.local, "/api/v1/bookie/state/readonly", &body)
+            .await
+            .with_context(|| format!("setting {pod} read-only={read_only}"))?;
+        Ok(())
+    }
+
+    async fn fill_disk(&self, member: Member, usage: Option<f64>) -> Result<()> {
+        let pod = self.members.pod(member);
+        let script = fill_script(&self.params.ledger_dir, usage);
+        let command = ["sh", "-c", script.as_str()];
+        exec::exec_ok(&self.members.pods, &pod, &self.members.container, &command)
+            .await
+            .with_context(|| format!("filling the ledger disk of {pod}"))?;
+        Ok(())
+    }
+
+    async fn ledgers(&self, members: &[Member]) -> Result<BTreeMap<u64, BTreeSet<String>>> {
+        ledger_pods(&self.ask_any(members, "/api/v1/ledger/list/?print_metadata=true").await?)
+    }
+
+    async fn cookies(&self) -> Result<BTreeSet<String>> {
+        let store = &self.params.zookeeper;
+        let reach = Reach::PortForward {
+            pods: Box::new(self.members.pods.clone()),
+            statefulset: store.statefulset.clone(),
+            port: store.port,
+        };
+        let endpoint = reach.endpoint(0).await?;
+        let client = tokio::time::timeout(ZOOKEEPER_TIMEOUT, Client::connector().connect(&endpoint.address.to_string()))
+            .await
+            .context("no ZooKeeper session within 10s")??;
+        let path = format!("{}/cookies", store.root.trim_end_matches('/'));
+        let ids = client.list_children(&path).await.with_context(|| format!("listing {path}"))?;
+        Ok(ids.iter().map(|id| pod_of(id).to_string()).collect())
+    }
+}
+
+/// The pod a bookie id names: `bookie-9.bookie.<ns>.svc.cluster.local:3181`.
+fn pod_of(id: &str) -> &str {
+    id.split(['.', ':']).next().unwrap_or(id)
+}
+
+/// A shell script for the bookie's container: remove the filler, then (with
+/// a usage) write one that brings the ledger disk to it; print the disk's
+/// size and use.
+fn fill_script(directory: &str, usage: Option<f64>) -> String {
+    let filler = format!("{directory}/{FILLER}");
+    let grow = match usage {
+        None => String::new(),
+        Some(usage) => format!(
+            "set -- $(df -B1 --output=size,used {directory} | tail -n 1); \
+             bytes=$(awk -v size=\"$1\" -v used=\"$2\" 'BEGIN {{ n = int(size * {usage} - used); print (n > 0 ? n : 0) }}'); \
+             [ \"$bytes\" -eq 0 ] || fallocate -l \"$bytes\" {filler}; "
+        ),
+    };
+    format!("set -e; rm -f {filler}; {grow}df -B1 --output=size,used {directory} | tail -n 1")
+}
+
+/// `/api/v1/ledger/list/?print_metadata=true`: each ledger id with its
+/// metadata, serialized; the bookie ids in it are plain text.
+fn ledger_pods(body: &str) -> Result<BTreeMap<u64, BTreeSet<String>>> {
+    let listed: BTreeMap<String, String> =
+        serde_json::from_str(body).with_context(|| format!("the ledger list is not a map: {}", abbreviated(body)))?;
+    let id = regex::Regex::new(r"([a-z0-9][a-z0-9-]*)\.[a-z0-9.-]+:[0-9]+").expect("a valid pattern");
+    let mut ledgers = BTreeMap::new();
+    for (ledger, metadata) in listed {
+        let Ok(ledger) = ledger.parse::<u64>() else { bail!("ledger id {ledger:?} is not a number") };
+        let pods = id.captures_iter(&metadata).map(|found| found[1].to_string()).collect();
+        ledgers.insert(ledger, pods);
+    }
+    Ok(ledgers)
+}
+
+fn abbreviated(text: &str) -> String {
+    text.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ledger_metadata_names_its_bookies_by_pod() {
+        let body = r#"{
+          "0" : "BookieMetadataFormatVersion\t3\n\u0002\nXbookie-0.bookie.sp-x.svc.cluster.local:3181\nXbookie-1.bookie.sp-x.svc.cluster.local:3181\u0010",
+          "12" : "BookieMetadataFormatVersion\t3\nXbookie-10.bookie.sp-x.svc.cluster.local:3181 pulsar/managed-ledger"
+        }"#;
+        let ledgers = ledger_pods(body).unwrap();
+        assert_eq!(ledgers[&0], BTreeSet::from(["bookie-0".to_string(), "bookie-1".to_string()]));
+        assert_eq!(ledgers[&12], BTreeSet::from(["bookie-10".to_string()]));
+        assert!(ledger_pods("{}").unwrap().is_empty());
+        assert!(ledger_pods("<html>").is_err());
+    }
+
+    #[test]
+    fn a_bookie_id_names_its_pod() {
+        assert_eq!(pod_of("bookie-9.bookie.sp-x.svc.cluster.local:3181"), "bookie-9");
+    }
+
+    #[test]
+    fn the_fill_script_removes_the_old_filler_first() {
+        let script = fill_script("/data/ledgers", Some(0.85));
+        assert!(script.starts_with("set -e; rm -f /data/ledgers/stateproof-filler; "), "{script}");
+        assert!(script.contains("int(size * 0.85 - used)") && script.contains("fallocate -l"), "{script}");
+        assert!(!fill_script("/data/ledgers", None).contains("fallocate"));
+    }
+}
