@@ -1,10 +1,13 @@
-//! Reporting: test results, the one JUnit writer, diagnostics of failures
-//! and the closing summary.
+//! Reporting: test results, the one JUnit writer, the HTML report with its
+//! timelines, diagnostics of failures and the closing summary.
 
 pub mod diagnostics;
+pub mod html;
 pub mod junit;
+mod plot;
 pub mod run_stats;
 pub mod summary;
+mod timeline;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -54,6 +57,10 @@ impl TestResult {
         let line = text.lines().position(|line| names_test(line, &self.test)).map(|index| index + 1);
         Some(Location { file: &self.suite_file, line })
     }
+
+    pub fn property(&self, name: &str) -> Option<&str> {
+        self.properties.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
 }
 
 /// `- name: <test>` as a suite file lists its tests, quoted or not, with
@@ -65,6 +72,19 @@ fn names_test(line: &str, test: &str) -> bool {
     };
     let value = value.split(" #").next().unwrap_or_default().trim();
     value.trim_matches(['"', '\'']) == test
+}
+
+/// Writes the JUnit file and the HTML page, and says where they are, or
+/// why one could not be written.
+pub fn write_files(junit_path: &Path, html_path: &Path, run: &str, results: &[TestResult]) {
+    match junit::write(junit_path, run, results) {
+        Ok(()) => eprintln!("stateproof: JUnit report {}", junit_path.display()),
+        Err(error) => eprintln!("stateproof: cannot write the JUnit report {}: {error}", junit_path.display()),
+    }
+    match html::write(html_path, run, results) {
+        Ok(()) => eprintln!("stateproof: HTML report {}", html_path.display()),
+        Err(error) => eprintln!("stateproof: cannot write the HTML report {}: {error}", html_path.display()),
+    }
 }
 
 /// The first line of a message, shortened: what a one-line view shows.

@@ -7,7 +7,7 @@ use super::harness::{EnvState, Shared, SuiteSlot, record, record_run_failure, ru
 use crate::cluster::{Cluster, local_volumes};
 use crate::k8s::namespace;
 use crate::report::run_stats::RunStats;
-use crate::report::{TestResult, junit, summary};
+use crate::report::{self, TestResult, summary};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 const NODE_UNDO_WITHIN: Duration = Duration::from_secs(180);
 
-/// Tears everything down, looks for leftovers, then writes the report and
+/// Tears everything down, looks for leftovers, then writes the reports and
 /// the summary.
 pub(super) fn finish(shared: &Shared) {
     shared.runtime.block_on(teardown(shared));
@@ -134,15 +134,11 @@ pub(super) async fn reap_orphans(cluster: &Cluster) {
 }
 
 fn write_report(shared: &Shared, results: &[TestResult]) {
-    let path = &shared.settings.junit_path;
-    match junit::write(path, &shared.run, results) {
-        Ok(()) => eprintln!("stateproof: JUnit report {}", path.display()),
-        Err(error) => eprintln!("stateproof: cannot write the JUnit report {}: {error}", path.display()),
-    }
+    report::write_files(&shared.settings.junit_path, &shared.settings.html_path, &shared.run, results);
 }
 
 /// Ctrl-C or SIGTERM: report the tests in flight as interrupted, undo every
-/// fault, delete what the run created (unless kept) and write the report
+/// fault, delete what the run created (unless kept) and write the reports
 /// before exiting.
 pub(super) fn watch_for_interrupt(shared: &Arc<Shared>) {
     let shared = shared.clone();
