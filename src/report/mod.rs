@@ -1,7 +1,9 @@
 //! Reporting: test results, the one JUnit writer, the HTML report with its
-//! timelines, diagnostics of failures and the closing summary.
+//! timelines, what GitHub Actions shows, diagnostics of failures and the
+//! closing summary.
 
 pub mod diagnostics;
+pub mod github;
 pub mod html;
 pub mod junit;
 mod plot;

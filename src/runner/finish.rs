@@ -7,7 +7,7 @@ use super::harness::{EnvState, Shared, SuiteSlot, record, record_run_failure, ru
 use crate::cluster::{Cluster, local_volumes};
 use crate::k8s::namespace;
 use crate::report::run_stats::RunStats;
-use crate::report::{self, TestResult, summary};
+use crate::report::{self, TestResult, github, summary};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,6 +21,7 @@ pub(super) fn finish(shared: &Shared) {
     shared.runtime.block_on(teardown(shared));
     let results = shared.results.lock().unwrap().clone();
     write_report(shared, &results);
+    github::publish(&shared.run, &results, &shared.settings.html_path);
     write_stats(shared, &results);
     if !results.is_empty() {
         eprintln!("\n{}", summary::render(&results));
@@ -169,7 +170,11 @@ pub(super) fn watch_for_interrupt(shared: &Arc<Shared>) {
             interrupted.duration = started.elapsed();
             record(&shared, interrupted);
         }
-        write_report(&shared, &shared.results.lock().unwrap().clone());
+        let results = shared.results.lock().unwrap().clone();
+        write_report(&shared, &results);
+        // Now rather than after the cleanup: a cancelled CI job is killed
+        // seconds after its interrupt, long before namespaces are deleted.
+        github::publish(&shared.run, &results, &shared.settings.html_path);
         handle.block_on(interrupt_cleanup(&shared));
         write_report(&shared, &shared.results.lock().unwrap().clone());
         std::process::exit(130);

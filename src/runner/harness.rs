@@ -178,6 +178,7 @@ fn refuse_run(run: &str, why: &str) -> ! {
     let paths = ReportPaths::from_env();
     let failures = [run_failure("environment".as_ref(), "stateproof", "settings", why.into())];
     crate::report::write_files(&paths.junit, &paths.html, run, &failures);
+    crate::report::github::publish(run, &failures, &paths.html);
     std::process::exit(101);
 }
 
