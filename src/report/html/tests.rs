@@ -179,7 +179,7 @@ fn stored_results(suite: &quick_junit::TestSuite) -> Vec<TestResult> {
         .iter()
         .map(|case| {
             let out = case.system_out.as_ref().map_or("", |out| out.as_str());
-            let (facts, finding) = out.split_once("\n\n").unwrap_or((out, ""));
+            let (facts, finding) = out.split_once("FINDING (").unwrap_or((out, ""));
             let mut facts: Vec<(String, String)> = case
                 .properties
                 .iter()
