@@ -177,7 +177,7 @@ fn list_files(dir: &Path, files: &mut Vec<PathBuf>) {
 
 fn timeline(result: &TestResult, base: &Path) -> String {
     let Some(path) = result.property("history") else {
-        return "<p class=\"note\">No history: this test ran no steps.</p>\n".into();
+        return "<p class=\"note\">No history was recorded for this test.</p>\n".into();
     };
     let path = Path::new(path);
     let history = match History::read_jsonl(path) {

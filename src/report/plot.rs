@@ -22,7 +22,7 @@ const FONT: &str = "sans-serif";
 
 pub const PASSED: RGBColor = RGBColor(70, 130, 180);
 pub const FAILED: RGBColor = RGBColor(200, 30, 30);
-pub const UNFINISHED: RGBColor = RGBColor(150, 150, 150);
+const UNFINISHED: RGBColor = RGBColor(150, 150, 150);
 pub const FAULT: RGBColor = RGBColor(230, 140, 20);
 pub const DOWN: RGBColor = RGBColor(200, 30, 30);
 pub const UP: RGBColor = RGBColor(40, 150, 60);
