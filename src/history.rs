@@ -325,6 +325,26 @@ pub struct History {
     next_seq: HashMap<u32, u64>,
 }
 
+impl Event {
+    /// When it happened (a send: when it was sent).
+    pub fn at(&self) -> Millis {
+        match self {
+            Event::Step(event) => event.at,
+            Event::Fault(event) => event.at,
+            Event::Producer(event) => event.at,
+            Event::Sent(event) => event.sent_at,
+            Event::PassStarted(event) => event.at,
+            Event::Received(event) => event.at,
+            Event::Unrecognized(event) => event.at,
+            Event::PassEnded(event) => event.at,
+            Event::Checked(event) => event.at,
+            Event::Measured(event) => event.at,
+            Event::Observed(event) => event.at,
+            Event::Sampled(event) => event.at,
+        }
+    }
+}
+
 impl History {
     pub fn events(&self) -> &[Event] {
         &self.events

@@ -12,6 +12,8 @@ pub struct Settings {
     pub kind_configs_dir: PathBuf,
     pub report_dir: PathBuf,
     pub junit_path: PathBuf,
+    /// The HTML report (default: `<report dir>/report.html`).
+    pub html_path: PathBuf,
     pub cluster: ClusterChoice,
     /// Keep namespaces and a cluster this run created, for inspection.
     pub keep: bool,
@@ -83,9 +85,26 @@ fn flag(name: &str) -> bool {
     var(name).is_some_and(|value| !matches!(value.as_str(), "0" | "false" | "no"))
 }
 
+/// Where the reports go. Read on their own and never refused, so that a
+/// run refused for its other settings still writes its reports.
+pub struct ReportPaths {
+    pub dir: PathBuf,
+    pub junit: PathBuf,
+    pub html: PathBuf,
+}
+
+impl ReportPaths {
+    pub fn from_env() -> Self {
+        let dir = PathBuf::from(var("STATEPROOF_REPORT_DIR").unwrap_or_else(|| "target/stateproof".into()));
+        let junit = var("STATEPROOF_JUNIT").map(PathBuf::from).unwrap_or_else(|| dir.join("junit.xml"));
+        let html = var("STATEPROOF_HTML").map(PathBuf::from).unwrap_or_else(|| dir.join("report.html"));
+        ReportPaths { dir, junit, html }
+    }
+}
+
 impl Settings {
     pub fn from_env() -> Result<Self, String> {
-        let report_dir = PathBuf::from(var("STATEPROOF_REPORT_DIR").unwrap_or_else(|| "target/stateproof".into()));
+        let reports = ReportPaths::from_env();
         let cluster = match var("STATEPROOF_CLUSTER").as_deref() {
             Some("kubeconfig") => ClusterChoice::Kubeconfig {
                 path: var("STATEPROOF_KUBECONFIG").map(PathBuf::from),
@@ -101,8 +120,9 @@ impl Settings {
             suites_dir: var("STATEPROOF_SUITES").unwrap_or_else(|| "suites".into()).into(),
             fixtures_dir: var("STATEPROOF_FIXTURES").unwrap_or_else(|| "fixtures".into()).into(),
             kind_configs_dir: var("STATEPROOF_KIND_CONFIGS").unwrap_or_else(|| "kind-config".into()).into(),
-            junit_path: var("STATEPROOF_JUNIT").map(PathBuf::from).unwrap_or_else(|| report_dir.join("junit.xml")),
-            report_dir,
+            junit_path: reports.junit,
+            html_path: reports.html,
+            report_dir: reports.dir,
             cluster,
             keep: flag("STATEPROOF_KEEP"),
             forge: var("STATEPROOF_FORGE")

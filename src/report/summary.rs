@@ -39,7 +39,7 @@ fn label(outcome: &Outcome) -> &'static str {
 }
 
 /// `12 passed, 1 with FINDINGS, 0 failed, 2 SKIPPED (not run: they prove nothing)`.
-fn counts(results: &[TestResult]) -> String {
+pub(crate) fn counts(results: &[TestResult]) -> String {
     let count = |wanted: &str| results.iter().filter(|result| label(&result.outcome) == wanted).count();
     let skipped = count("SKIPPED");
     let mut line = format!(

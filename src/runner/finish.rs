@@ -7,7 +7,7 @@ use super::harness::{EnvState, Shared, SuiteSlot, record, record_run_failure, ru
 use crate::cluster::{Cluster, local_volumes};
 use crate::k8s::namespace;
 use crate::report::run_stats::RunStats;
-use crate::report::{TestResult, junit, summary};
+use crate::report::{self, TestResult, github, summary};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 
 const NODE_UNDO_WITHIN: Duration = Duration::from_secs(180);
 
-/// Tears everything down, looks for leftovers, then writes the report and
+/// Tears everything down, looks for leftovers, then writes the reports and
 /// the summary.
 pub(super) fn finish(shared: &Shared) {
     shared.runtime.block_on(teardown(shared));
     let results = shared.results.lock().unwrap().clone();
     write_report(shared, &results);
+    github::publish(&shared.run, &results, &shared.settings.html_path);
     write_stats(shared, &results);
     if !results.is_empty() {
         eprintln!("\n{}", summary::render(&results));
@@ -134,15 +135,11 @@ pub(super) async fn reap_orphans(cluster: &Cluster) {
 }
 
 fn write_report(shared: &Shared, results: &[TestResult]) {
-    let path = &shared.settings.junit_path;
-    match junit::write(path, &shared.run, results) {
-        Ok(()) => eprintln!("stateproof: JUnit report {}", path.display()),
-        Err(error) => eprintln!("stateproof: cannot write the JUnit report {}: {error}", path.display()),
-    }
+    report::write_files(&shared.settings.junit_path, &shared.settings.html_path, &shared.run, results);
 }
 
 /// Ctrl-C or SIGTERM: report the tests in flight as interrupted, undo every
-/// fault, delete what the run created (unless kept) and write the report
+/// fault, delete what the run created (unless kept) and write the reports
 /// before exiting.
 pub(super) fn watch_for_interrupt(shared: &Arc<Shared>) {
     let shared = shared.clone();
@@ -173,7 +170,11 @@ pub(super) fn watch_for_interrupt(shared: &Arc<Shared>) {
             interrupted.duration = started.elapsed();
             record(&shared, interrupted);
         }
-        write_report(&shared, &shared.results.lock().unwrap().clone());
+        let results = shared.results.lock().unwrap().clone();
+        write_report(&shared, &results);
+        // Now rather than after the cleanup: a cancelled CI job is killed
+        // seconds after its interrupt, long before namespaces are deleted.
+        github::publish(&shared.run, &results, &shared.settings.html_path);
         handle.block_on(interrupt_cleanup(&shared));
         write_report(&shared, &shared.results.lock().unwrap().clone());
         std::process::exit(130);

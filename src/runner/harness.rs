@@ -16,7 +16,7 @@ use crate::faults::ledger::Ledger;
 use crate::k8s::apply;
 use crate::report::run_stats::ClusterStats;
 use crate::report::{Outcome, TestResult, diagnostics};
-use crate::settings::{ClusterChoice, Settings};
+use crate::settings::{ClusterChoice, ReportPaths, Settings};
 use crate::suite::{self, Disruption, LoadError, LoadedSuite, Variant};
 use crate::wait;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
@@ -172,12 +172,13 @@ pub(super) fn run_failure(file: &std::path::Path, suite: &str, test: &str, why: 
     }
 }
 
-/// Settings that cannot be used: say why, write the report, exit non-zero.
+/// Settings that cannot be used: say why, write the reports, exit non-zero.
 fn refuse_run(run: &str, why: &str) -> ! {
     eprintln!("stateproof: {why}");
-    let junit = std::env::var("STATEPROOF_JUNIT").unwrap_or_else(|_| "target/stateproof/junit.xml".into());
-    let failure = run_failure("environment".as_ref(), "stateproof", "settings", why.into());
-    let _ = crate::report::junit::write(std::path::Path::new(&junit), run, &[failure]);
+    let paths = ReportPaths::from_env();
+    let failures = [run_failure("environment".as_ref(), "stateproof", "settings", why.into())];
+    crate::report::write_files(&paths.junit, &paths.html, run, &failures);
+    crate::report::github::publish(run, &failures, &paths.html);
     std::process::exit(101);
 }
 

@@ -128,20 +128,24 @@ fn pod_of(id: &str) -> &str {
     id.split(['.', ':']).next().unwrap_or(id)
 }
 
-/// A shell script for the bookie's container: remove the filler, then (with
-/// a usage) write one that brings the ledger disk to it; print the disk's
-/// size and use.
+/// A shell script for the bookie's container: grow or shrink the filler
+/// (without a usage: remove it) so that the ledger disk is that full; print
+/// the disk's size and use. The filler changes size in one step, never
+/// through empty: an autoscaler that looked in between would see a disk
+/// that was never meant to be empty.
 fn fill_script(directory: &str, usage: Option<f64>) -> String {
     let filler = format!("{directory}/{FILLER}");
-    let grow = match usage {
-        None => String::new(),
-        Some(usage) => format!(
-            "set -- $(df -B1 --output=size,used {directory} | tail -n 1); \
-             bytes=$(awk -v size=\"$1\" -v used=\"$2\" 'BEGIN {{ n = int(size * {usage} - used); print (n > 0 ? n : 0) }}'); \
-             [ \"$bytes\" -eq 0 ] || fallocate -l \"$bytes\" {filler}; "
-        ),
+    let report = format!("df -B1 --output=size,used {directory} | tail -n 1");
+    let Some(usage) = usage else {
+        return format!("set -e; rm -f {filler}; {report}");
     };
-    format!("set -e; rm -f {filler}; {grow}df -B1 --output=size,used {directory} | tail -n 1")
+    format!(
+        "set -e; touch {filler}; have=$(stat -c %s {filler}); set -- $({report}); \
+         bytes=$(awk -v size=\"$1\" -v used=\"$2\" -v have=\"$have\" \
+           'BEGIN {{ n = int(size * {usage} - (used - have)); print (n > 0 ? n : 0) }}'); \
+         if [ \"$bytes\" -gt \"$have\" ]; then fallocate -l \"$bytes\" {filler}; else truncate -s \"$bytes\" {filler}; fi; \
+         {report}"
+    )
 }
 
 /// `/api/v1/ledger/list/?print_metadata=true`: each ledger id with its
@@ -186,10 +190,11 @@ mod tests {
     }
 
     #[test]
-    fn the_fill_script_removes_the_old_filler_first() {
+    fn the_fill_script_resizes_the_filler_in_one_step() {
         let script = fill_script("/data/ledgers", Some(0.85));
-        assert!(script.starts_with("set -e; rm -f /data/ledgers/stateproof-filler; "), "{script}");
-        assert!(script.contains("int(size * 0.85 - used)") && script.contains("fallocate -l"), "{script}");
-        assert!(!fill_script("/data/ledgers", None).contains("fallocate"));
+        assert!(!script.contains("rm -f"), "{script}");
+        assert!(script.contains("int(size * 0.85 - (used - have))"), "{script}");
+        assert!(script.contains("fallocate -l") && script.contains("truncate -s"), "{script}");
+        assert!(fill_script("/data/ledgers", None).starts_with("set -e; rm -f /data/ledgers/stateproof-filler; "));
     }
 }
