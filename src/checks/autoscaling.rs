@@ -67,6 +67,28 @@ pub struct Invariants {
     pub safe_decommission: bool,
 }
 
+impl fmt::Display for Invariants {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut kept = Vec::new();
+        if let Some(limit) = self.replicas_at_most {
+            kept.push(format!("at most {limit} replicas"));
+        }
+        if let Some(floor) = self.writable_at_least {
+            kept.push(format!("at least {floor} writable"));
+        }
+        if let Some(step) = self.step_at_most {
+            kept.push(format!("steps of at most {step}"));
+        }
+        if let Some(window) = self.settled_for {
+            kept.push(format!("changes only after {} settled", humantime::format_duration(window)));
+        }
+        if self.safe_decommission {
+            kept.push("every victim decommissioned first".into());
+        }
+        f.write_str(&kept.join(", "))
+    }
+}
+
 /// The first sample that broke an invariant, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broken {

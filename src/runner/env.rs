@@ -35,6 +35,17 @@ pub struct SuiteEnv {
     pub local_volumes: Option<LocalVolumesSpec>,
     /// Watches of the namespace's pods and the cluster's nodes.
     pub observer: Observer,
+    /// In a chained suite, what each test hands to the next.
+    pub handover: std::sync::Mutex<Handover>,
+}
+
+/// What a test of a chained suite hands to the next: the producers and
+/// sends so far, whose messages a later test may read and judge, and the
+/// next message number, so that ids stay unique across the suite.
+#[derive(Debug, Clone, Default)]
+pub struct Handover {
+    pub sends: Vec<crate::history::Event>,
+    pub next_message: u64,
 }
 
 /// Why a suite cannot run here at all (its tests are skipped, never passed).
@@ -77,6 +88,7 @@ impl SuiteEnv {
         namespace::create(&cluster.client, &namespace, run).await?;
         let env = SuiteEnv {
             observer: Observer::watch(&cluster.client, &namespace),
+            handover: Default::default(),
             system,
             sets: Api::namespaced(cluster.client.clone(), &namespace),
             local_volumes,

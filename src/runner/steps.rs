@@ -8,7 +8,7 @@ mod members;
 
 pub(super) use log::create_topic;
 
-use super::env::SuiteEnv;
+use super::env::{Handover, SuiteEnv};
 use super::{observer, sampler};
 use crate::checks::autoscaling::Sample;
 use crate::checks::{placement, storage};
@@ -87,12 +87,19 @@ pub struct TestRun<'a> {
 
 impl<'a> TestRun<'a> {
     pub fn new(env: &'a SuiteEnv, ledger: &'a Ledger, label: String) -> Self {
+        let mut history = History::default();
+        let mut state = TestState::default();
+        if env.suite.chained {
+            let handover = env.handover.lock().unwrap().clone();
+            handover.sends.into_iter().for_each(|event| history.push(event));
+            state.next_message = handover.next_message;
+        }
         TestRun {
             env,
             ledger,
             label,
-            state: TestState::default(),
-            history: History::default(),
+            state,
+            history,
             findings: Vec::new(),
             properties: Vec::new(),
             samples: Arc::default(),
@@ -159,6 +166,12 @@ impl<'a> TestRun<'a> {
         let failed = outcome.is_err();
         let diagnostics = if failed || !self.findings.is_empty() { self.capture(dir).await } else { None };
         let cleanup = self.undo_faults(|_| true).await;
+        if self.env.suite.chained {
+            let sends =
+                self.history.events().iter().filter(|event| matches!(event, Event::Producer(_) | Event::Sent(_)));
+            let handover = Handover { sends: sends.cloned().collect(), next_message: self.state.next_message };
+            *self.env.handover.lock().unwrap() = handover;
+        }
         self.record_observations(started_at);
         for sample in std::mem::take(&mut *self.samples.lock().unwrap()) {
             let value = serde_json::to_value(&sample).unwrap_or_default();

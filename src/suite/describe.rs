@@ -143,7 +143,7 @@ impl fmt::Display for Step {
             Step::RememberLedgers => write!(f, "remember every ledger and the bookies it names"),
             Step::ExpectLedgersKept => write!(f, "expect every remembered ledger kept, on the same bookies"),
             Step::ExpectNewLedgersOn { member, .. } => write!(f, "expect a new ledger on member {member}'s bookie"),
-            Step::ExpectAutoscaling(invariants) => write!(f, "expect the samples to keep {invariants:?}"),
+            Step::ExpectAutoscaling(invariants) => write!(f, "expect the samples to show {invariants}"),
             Step::Patch(patch) => write!(f, "patch {} {}", patch.target.kind, patch.target.name),
         }
     }

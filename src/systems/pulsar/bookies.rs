@@ -43,6 +43,10 @@ pub fn default_ledger_dir() -> String {
 
 /// The file a test fills a ledger disk with.
 const FILLER: &str = "stateproof-filler";
+/// A filler never grows beyond 8 GiB: a ledger directory that is not a
+/// disk of its own (a mix-up of volumes) reports the node's disk, which
+/// must not be filled.
+const MOST_FILLER_BYTES: u64 = 8 << 30;
 const ZOOKEEPER_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Deserialize)]
@@ -142,7 +146,10 @@ fn fill_script(directory: &str, usage: Option<f64>) -> String {
     format!(
         "set -e; touch {filler}; have=$(stat -c %s {filler}); set -- $({report}); \
          bytes=$(awk -v size=\"$1\" -v used=\"$2\" -v have=\"$have\" \
-           'BEGIN {{ n = int(size * {usage} - (used - have)); print (n > 0 ? n : 0) }}'); \
+           'BEGIN {{ n = int(size * {usage} - (used - have)); printf \"%.0f\\n\", (n > 0 ? n : 0) }}'); \
+         if [ \"$bytes\" -gt {MOST_FILLER_BYTES} ]; then \
+           echo \"the filler would be $bytes bytes, more than {MOST_FILLER_BYTES}: is {directory} a disk of its own?\" >&2; \
+           exit 1; fi; \
          if [ \"$bytes\" -gt \"$have\" ]; then fallocate -l \"$bytes\" {filler}; else truncate -s \"$bytes\" {filler}; fi; \
          {report}"
     )
@@ -195,6 +202,7 @@ mod tests {
         assert!(!script.contains("rm -f"), "{script}");
         assert!(script.contains("int(size * 0.85 - (used - have))"), "{script}");
         assert!(script.contains("fallocate -l") && script.contains("truncate -s"), "{script}");
+        assert!(script.contains("-gt 8589934592 ]"), "{script}");
         assert!(fill_script("/data/ledgers", None).starts_with("set -e; rm -f /data/ledgers/stateproof-filler; "));
     }
 }
