@@ -73,8 +73,14 @@ impl System for Etcd {
     async fn diagnostics(&self, replicas: u32) -> Vec<(String, String)> {
         let mut text = String::new();
         for member in 0..replicas {
-            let answer = self.status(member).await;
-            let _ = writeln!(text, "{}: {answer:x?}", self.reach.describe(member));
+            let answer = match self.status(member).await {
+                Ok(status) => format!(
+                    "member {:x}, follows {:x}, term {}, learner {}, errors {:?}",
+                    status.id, status.leader, status.term, status.learner, status.errors
+                ),
+                Err(why) => format!("no status: {why}"),
+            };
+            let _ = writeln!(text, "{}: {answer}", self.reach.describe(member));
         }
         match self.member_list(0).await {
             Ok(listed) => {
