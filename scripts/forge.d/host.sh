@@ -9,13 +9,18 @@ MIN_FREE_GIB=${STATEPROOF_FORGE_MIN_FREE_GIB:-20}
 
 preflight() {
   [ "$(id -u)" = 0 ] || die "the forge must run as root (it installs packages, starts dockerd and runs debootstrap)"
-  local free_gib
   mkdir -p "$CACHE"
+  check_cgroups
+}
+
+# Asked only once Docker answers: a warm cache whose engine is merely stopped
+# is not a cold build.
+check_free_space() {
+  local free_gib
   free_gib=$(($(df -Pk "$CACHE" | awk 'NR==2 {print $4}') / 1024 / 1024))
   if ! docker image inspect "$NODE_IMAGE" >/dev/null 2>&1 && ((free_gib < MIN_FREE_GIB)); then
     die "only ${free_gib} GiB free under $CACHE; a cold build needs at least ${MIN_FREE_GIB} GiB"
   fi
-  check_cgroups
 }
 
 check_cgroups() {
@@ -96,5 +101,6 @@ stage_host() {
   install_host_packages
   raise_inotify_limits
   ensure_docker
+  check_free_space
   mkdir -p /lib/modules
 }

@@ -10,7 +10,8 @@ forge_images() {
   done
   addon_images
   printf '%s\n' "$NET_IMAGE" "$BASE_PACKAGES_IMAGE" "$BASE_IMAGE" "$NODE_IMAGE"
-  workload_images
+  # every stage's images as scripts/forge declares them (a new system's too)
+  stage_images | awk '{ print $2 }'
 }
 
 image_record() {
