@@ -78,7 +78,10 @@ impl Controller {
                 events.record("ScalingDown", note).await;
                 for (step, victim) in victims.iter().enumerate() {
                     let replicas = from - step as u32;
-                    if !self.remove_one(&pods, &events, replicas, victim, decommission).await {
+                    // The pod the StatefulSet deletes: its highest ordinal; the
+                    // victim unless the self-check picks victims by string order.
+                    let removed = format!("{}-{}", observed.statefulset, first_ordinal(&statefulset) + replicas - 1);
+                    if !self.remove_one(&pods, &events, replicas, &removed, victim, decommission).await {
                         break;
                     }
                 }
@@ -87,21 +90,19 @@ impl Controller {
         Ok(())
     }
 
-    /// Shrinks the set by one, `victim` decommissioned first (unless the
-    /// self-check says not to); then waits for the removed pod to go and
-    /// deletes its claims. Whether the next victim may follow.
+    /// Shrinks the set by one from `replicas`, `victim` decommissioned first
+    /// (unless the self-check says not to); then waits for `removed`, the pod
+    /// the StatefulSet deletes, to go and deletes its claims. Whether the
+    /// next victim may follow.
     async fn remove_one(
         &mut self,
         pods: &[Pod],
         events: &Events,
         replicas: u32,
+        removed: &str,
         victim: &str,
         decommission: bool,
     ) -> bool {
-        let name = &self.config.bookies.statefulset;
-        // The pod the StatefulSet deletes; the victim unless the self-check
-        // picks victims by string order.
-        let removed = format!("{name}-{}", replicas - 1);
         let mut decommissioned = None;
         if decommission {
             let live = match self.live(pods, victim, events) {
@@ -135,8 +136,8 @@ impl Controller {
         events
             .record("ScaledDown", format!("scaled down from {replicas} to {}: removed {removed} ({id})", replicas - 1))
             .await;
-        self.removed.insert(removed.clone());
-        if !self.gone(&removed).await {
+        self.removed.insert(removed.to_string());
+        if !self.gone(removed).await {
             say(&format!("{removed} is still there after {POD_GONE_WITHIN:?}; its claims go once it is gone"));
             return false;
         }
@@ -237,11 +238,17 @@ impl Controller {
 fn claims_of(statefulset: &StatefulSet, pod: &str) -> Option<Vec<String>> {
     let spec = statefulset.spec.as_ref()?;
     let ordinal = decide::ordinal(statefulset.metadata.name.as_deref()?, pod)?;
-    if ordinal < spec.replicas.unwrap_or(1).max(0) as u32 {
+    if ordinal < first_ordinal(statefulset) + spec.replicas.unwrap_or(1).max(0) as u32 {
         return None;
     }
     let templates = spec.volume_claim_templates.iter().flatten();
     Some(templates.filter_map(|template| Some(format!("{}-{pod}", template.metadata.name.as_deref()?))).collect())
+}
+
+/// The ordinal of a StatefulSet's first pod (`spec.ordinals.start`, 0 unless set).
+fn first_ordinal(statefulset: &StatefulSet) -> u32 {
+    let start = statefulset.spec.as_ref().and_then(|spec| spec.ordinals.as_ref()).and_then(|ordinals| ordinals.start);
+    start.unwrap_or(0).max(0) as u32
 }
 
 fn list(names: &[String]) -> String {
@@ -265,9 +272,13 @@ fn summary(observed: &Observed) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::apps::v1::StatefulSetSpec;
+    use k8s_openapi::api::apps::v1::{StatefulSetOrdinals, StatefulSetSpec};
 
     fn statefulset(replicas: i32) -> StatefulSet {
+        statefulset_from(0, replicas)
+    }
+
+    fn statefulset_from(start: i32, replicas: i32) -> StatefulSet {
         let template = |name: &str| {
             let mut claim = PersistentVolumeClaim::default();
             claim.metadata.name = Some(name.into());
@@ -277,6 +288,7 @@ mod tests {
         statefulset.metadata.name = Some("bookie".into());
         statefulset.spec = Some(StatefulSetSpec {
             replicas: Some(replicas),
+            ordinals: Some(StatefulSetOrdinals { start: Some(start) }),
             volume_claim_templates: Some(vec![template("journal-disk"), template("ledgers-disk")]),
             ..StatefulSetSpec::default()
         });
@@ -297,5 +309,13 @@ mod tests {
         // The set before its shrink, or grown back since: bookie-3 is a member.
         assert_eq!(claims_of(&statefulset(4), "bookie-3"), None);
         assert_eq!(claims_of(&statefulset(3), "other-3"), None);
+    }
+
+    #[test]
+    fn ordinals_count_from_the_start_the_statefulset_sets() {
+        // bookie-9 and bookie-10 with ordinals from 9, shrunk to one: bookie-10 goes.
+        assert_eq!(claims_of(&statefulset_from(9, 2), "bookie-10"), None);
+        assert_eq!(claims_of(&statefulset_from(9, 1), "bookie-10").map(|claims| claims.len()), Some(2));
+        assert_eq!(claims_of(&statefulset_from(9, 1), "bookie-9"), None);
     }
 }

@@ -242,6 +242,10 @@ fn unsafe_decommission(samples: &[Sample]) -> Option<Broken> {
             return Some(Broken { sample: index + early, at: samples[index + early].at, why });
         }
         let last = samples.last()?;
+        if claims_of(last) && !pod_of(last) {
+            let why = format!("the claims of {} were still there at the end, its pod long gone", victim.name);
+            return Some(Broken { sample: samples.len() - 1, at: last.at, why });
+        }
         if last.cookies.contains(&victim.name) {
             let why = format!("the cookie of {} was still there at the end", victim.name);
             return Some(Broken { sample: samples.len() - 1, at: last.at, why });

@@ -27,6 +27,16 @@ impl fmt::Display for Gap {
     }
 }
 
+/// Why writes were not available enough: the longest gap beyond `allowed`.
+pub fn too_long(gap: Gap, allowed: std::time::Duration) -> Option<String> {
+    (gap.length() > allowed.as_millis() as Millis).then(|| {
+        format!(
+            "writes stopped being acknowledged for {gap}, longer than the {} allowed",
+            humantime::format_duration(allowed)
+        )
+    })
+}
+
 /// The longest gap between consecutive acknowledgements within the window
 /// from `start` to `end`, the window's edges counting as bounds: traffic
 /// that is never acknowledged is one gap as long as the window.
@@ -50,6 +60,7 @@ pub fn longest_gap(acks: &[Millis], start: Millis, end: Millis) -> Gap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn the_longest_gap_between_acks_is_found_in_any_order() {
@@ -74,5 +85,14 @@ mod tests {
     fn a_gap_reads_with_its_length_and_times() {
         let gap = Gap { from: 1_764_000_000_000, to: 1_764_000_041_200 };
         assert!(gap.to_string().starts_with("41.2s (from "), "{gap}");
+    }
+
+    #[test]
+    fn a_gap_beyond_the_bound_fails_naming_it_and_one_within_passes() {
+        let gap = longest_gap(&[1_000, 2_000, 40_000], 0, 41_000);
+        let why = too_long(gap, Duration::from_secs(30)).expect("a 38 s gap exceeds 30 s");
+        assert!(why.starts_with("writes stopped being acknowledged for 38.0s"), "{why}");
+        assert!(why.ends_with("longer than the 30s allowed"), "{why}");
+        assert_eq!(too_long(gap, Duration::from_secs(38)), None);
     }
 }

@@ -6,6 +6,7 @@ use crate::process;
 use crate::settings::Settings;
 use anyhow::{Context, Result, bail};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 /// The stage that builds kind's node image.
 pub const NODE_IMAGE_STAGE: &str = "node-image";
@@ -17,6 +18,10 @@ pub const NODE_IMAGE_STAGE: &str = "node-image";
 pub struct Forged {
     stages: BTreeMap<String, String>,
     pub registry: Registry,
+    /// Per forged image, the digest of what the registry holds under its
+    /// tag: nodes pull by digest, because a node that pulled an earlier
+    /// build under the same tag would otherwise keep running that.
+    digests: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 /// The local registry: where the host pushes (`localhost:5001`), where
@@ -54,12 +59,22 @@ impl Forged {
         let facts: BTreeMap<String, String> = pairs(registry)?.into_iter().collect();
         let fact = |name: &str| facts.get(name).cloned().with_context(|| format!("the forge names no registry {name}"));
         let registry = Registry { push: fact("push")?, pull: fact("pull")?, container: fact("container")? };
-        Ok(Forged { stages, registry })
+        Ok(Forged { stages, registry, digests: Default::default() })
     }
 
     /// The name nodes pull a forged image by: in the local registry.
     pub fn published(&self, image: &str) -> Option<String> {
-        self.stage_of(image).map(|_| format!("{}/{image}", self.registry.push))
+        self.stage_of(image)?;
+        let pinned = match self.digests.lock().unwrap().get(image) {
+            Some(digest) => format!("@{digest}"),
+            None => String::new(),
+        };
+        Some(format!("{}/{image}{pinned}", self.registry.push))
+    }
+
+    /// Records the digest the registry holds for a forged image.
+    pub fn pin(&self, image: &str, digest: String) {
+        self.digests.lock().unwrap().insert(image.to_string(), digest);
     }
 
     pub fn stage_of(&self, image: &str) -> Option<&str> {
@@ -100,6 +115,9 @@ mod tests {
         .unwrap();
         assert_eq!(forged.published("stateproof/pulsar:4.0").as_deref(), Some("localhost:5001/stateproof/pulsar:4.0"));
         assert_eq!(forged.published("busybox:1"), None);
+        forged.pin("stateproof/pulsar:4.0", "sha256:abc".into());
+        let pinned = forged.published("stateproof/pulsar:4.0");
+        assert_eq!(pinned.as_deref(), Some("localhost:5001/stateproof/pulsar:4.0@sha256:abc"));
         assert_eq!(forged.stage_of("stateproof/pulsar:4.0"), Some("pulsar"));
         assert_eq!(forged.stage_of("stateproof/pulsar:4.1"), None);
         assert_eq!(forged.node_image(), Some("stateproof/kind-node:v1.34.4"));

@@ -109,10 +109,17 @@ impl KindCluster {
             let why_missing = || missing(image, forged.stage_of(image), external.get(image).map(String::as_str));
             if forged.stage_of(image).is_some() {
                 self.registry_joined.get_or_try_init(|| self.join_registry(&forged.registry)).await?;
-                if let Err(error) = published(&forged.registry, image).await {
-                    return Err(anyhow!("{} ({error:#})", why_missing().message()));
+                match published(&forged.registry, image).await {
+                    Ok(digest) => forged.pin(image, digest),
+                    Err(error) => return Err(anyhow!("{} ({error:#})", why_missing().message())),
                 }
                 continue;
+            }
+            if is_project_image(image) {
+                bail!(
+                    "image {image} is named as the forge names its images, but no forge stage builds it \
+                     (scripts/forge --images lists them); a name of the project's is never pulled"
+                );
             }
             match pulled_image_id(image).await {
                 Some(id) => host.push(HostImage::new(image, id)),
@@ -299,21 +306,35 @@ fn missing(image: &str, forged_stage: Option<&str>, external: Option<&str>) -> M
     }
 }
 
-/// The local registry holds the image.
-async fn published(registry: &Registry, image: &str) -> Result<()> {
+/// The digest of the image the local registry holds under its tag.
+async fn published(registry: &Registry, image: &str) -> Result<String> {
     let (name, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
     let address = tokio::net::lookup_host(&registry.push)
         .await?
         .next()
         .with_context(|| format!("{} resolves to no address", registry.push))?;
     let accept = [("Accept", "application/vnd.docker.distribution.manifest.v2+json")];
-    crate::http::get_with(address, &format!("/v2/{name}/manifests/{tag}"), &accept).await.map(drop)
+    let manifest = crate::http::get_with(address, &format!("/v2/{name}/manifests/{tag}"), &accept).await?;
+    Ok(manifest_digest(&manifest))
+}
+
+/// A manifest's digest, as the registry names it: the SHA-256 of its bytes.
+fn manifest_digest(manifest: &str) -> String {
+    let hash = ring::digest::digest(&ring::digest::SHA256, manifest.as_bytes());
+    let hex: String = hash.as_ref().iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 /// The image's ID in the host's Docker, never pulling it.
 async fn local_image_id(image: &str) -> Result<String> {
     let id = process::output("docker", &["image", "inspect", "--format", "{{.Id}}", image]).await?;
     Ok(id.trim().to_string())
+}
+
+/// Named in the project's namespace (`stateproof/...`), where anyone could
+/// publish an image on a public registry under a name the forge uses.
+fn is_project_image(image: &str) -> bool {
+    containerd_name(image).is_some_and(|name| name.starts_with("docker.io/stateproof/"))
 }
 
 /// The image's ID in the host's Docker, pulling it when it is not there.
@@ -520,5 +541,20 @@ docker.io/stateproof/pulsar:4.0    application/vnd.docker.distribution.manifest.
         assert_eq!(name("docker.io/busybox").as_deref(), Some("docker.io/library/busybox:latest"));
         assert_eq!(name("index.docker.io/stateproof/kafka:3.9").as_deref(), Some("docker.io/stateproof/kafka:3.9"));
         assert_eq!(name("busybox@sha256:abc"), None);
+    }
+
+    #[test]
+    fn a_name_of_the_project_is_never_pulled() {
+        for forged_or_typo in ["stateproof/kafka:3.9", "stateproof/kafak:3.9", "docker.io/stateproof/zookeeper:3.8"] {
+            assert!(is_project_image(forged_or_typo), "{forged_or_typo}");
+        }
+        for other in ["raftkeeper/raftkeeper-k8s:latest", "busybox", "localhost:5001/stateproof/kafka:3.9"] {
+            assert!(!is_project_image(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_manifest_digest_is_the_sha256_of_its_bytes() {
+        assert_eq!(manifest_digest(""), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 }

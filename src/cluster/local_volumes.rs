@@ -19,8 +19,8 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use std::collections::BTreeSet;
 
-const OWNER_LABEL: &str = "stateproof.io/local-volumes-of";
-const NODE_LABEL: &str = "stateproof.io/node";
+pub(super) const OWNER_LABEL: &str = "stateproof.io/local-volumes-of";
+pub(super) const NODE_LABEL: &str = "stateproof.io/node";
 /// On a node a setup labelled: `<label key>=<owner> <owner>...`, every suite
 /// that relies on the label, so that the last one to finish removes it.
 const LABELLED_ANNOTATION: &str = "stateproof.io/labelled-for";
@@ -260,9 +260,15 @@ pub async fn reap(cluster: &Cluster, owner: &str) -> Result<()> {
 
 /// The owner's directory on the node: the parent of the volume's path.
 fn volume_directory(volume: &PersistentVolume) -> Option<String> {
+    let path = volume_path(volume)?;
+    path.rsplit_once('/').map(|(parent, _)| parent.to_string()).filter(|parent| !parent.is_empty())
+}
+
+/// The host directory a volume of a setup is.
+pub(super) fn volume_path(volume: &PersistentVolume) -> Option<&str> {
     let spec = volume.spec.as_ref()?;
     let path = spec.local.as_ref().map(|local| &local.path).or(spec.host_path.as_ref().map(|host| &host.path))?;
-    path.rsplit_once('/').map(|(parent, _)| parent.to_string()).filter(|parent| !parent.is_empty())
+    Some(path.as_str())
 }
 
 /// Takes `owner` off the labels a setup added; the last owner of a label

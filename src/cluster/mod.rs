@@ -6,6 +6,7 @@ pub mod forge;
 mod health;
 pub mod kind;
 pub mod local_volumes;
+pub mod volume_recycler;
 
 use crate::k8s::apply::Manifest;
 use crate::settings::{ClusterChoice, Settings};

@@ -5,10 +5,11 @@ use super::observer::Observer;
 use crate::checks::members;
 use crate::cluster::Cluster;
 use crate::cluster::local_volumes;
+use crate::cluster::volume_recycler::VolumeRecycler;
 use crate::k8s::apply::{self, Applier, Manifest};
 use crate::k8s::conditions::{restart_count, statefulset_rolled_out};
 use crate::k8s::namespace;
-use crate::suite::fixture::LocalVolumesSpec;
+use crate::suite::fixture::{LocalVolumesSpec, Reclaim};
 use crate::suite::{LoadedSuite, Member, Suite};
 use crate::systems::{Members, System, SystemKind};
 use crate::wait::{self, Probe};
@@ -33,6 +34,8 @@ pub struct SuiteEnv {
     pub sets: Api<StatefulSet>,
     /// The node setup the fixture asks for, its StorageClass made the suite's own.
     pub local_volumes: Option<LocalVolumesSpec>,
+    /// Offers its released volumes again, where the setup asks for that.
+    pub recycler: Option<VolumeRecycler>,
     /// Watches of the namespace's pods and the cluster's nodes.
     pub observer: Observer,
     /// In a chained suite, what each test hands to the next.
@@ -86,12 +89,17 @@ impl SuiteEnv {
         let kind = SystemKind::named(&suite.system).with_context(|| format!("unknown system {}", suite.system))?;
         let system = (kind.build)(&members, &suite.params)?;
         namespace::create(&cluster.client, &namespace, run).await?;
+        let recycler = local_volumes
+            .as_ref()
+            .filter(|spec| spec.reclaim == Reclaim::Recycle)
+            .map(|_| VolumeRecycler::start(cluster.clone(), &namespace));
         let env = SuiteEnv {
             observer: Observer::watch(&cluster.client, &namespace),
             handover: Default::default(),
             system,
             sets: Api::namespaced(cluster.client.clone(), &namespace),
             local_volumes,
+            recycler,
             suite,
             cluster,
             namespace,
@@ -225,6 +233,9 @@ impl SuiteEnv {
             }
             Err(error) => Err(error),
         };
+        if let Some(recycler) = &self.recycler {
+            recycler.stop();
+        }
         let reaped = local_volumes::reap(&self.cluster, &self.namespace).await;
         cluster_scoped.and(reaped)
     }

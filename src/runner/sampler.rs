@@ -46,22 +46,19 @@ async fn take(env: &SuiteEnv, bookies: &dyn Bookies, previous: Option<&Sample>) 
     let pods: Vec<PodSample> = pods.items.iter().filter_map(|pod| pod_sample(env, pod)).collect();
     let ordinals: Vec<u32> = pods.iter().map(|pod| pod.ordinal).collect();
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(env.cluster.client.clone(), &env.namespace);
-    let claims = claims.list(&ListParams::default()).await?.items.iter().map(|claim| claim.name_any()).collect();
-    let bookie_samples = bookies
-        .bookies(&ordinals)
-        .await?
+    let all = ListParams::default();
+    // At once, so that a sample is close to one moment: a decommission's
+    // read-only phase lasts seconds, and a sample as long would miss it.
+    let (claims, states, cookies, ledgers) =
+        tokio::join!(claims.list(&all), bookies.bookies(&ordinals), bookies.cookies(), bookies.ledgers(&ordinals));
+    let claims = claims?.items.iter().map(|claim| claim.name_any()).collect();
+    let bookie_samples = states?
         .into_iter()
         .map(|bookie| BookieSample { ordinal: bookie.member, writable: bookie.writable, usage: bookie.usage() })
         .collect();
     // ZooKeeper or a bookie may not answer for a moment: keep what was known.
-    let cookies = match bookies.cookies().await {
-        Ok(cookies) => cookies,
-        Err(_) => previous.map(|sample| sample.cookies.clone()).unwrap_or_default(),
-    };
-    let ledgers = match bookies.ledgers(&ordinals).await {
-        Ok(ledgers) => ledgers,
-        Err(_) => previous.map(|sample| sample.ledgers.clone()).unwrap_or_default(),
-    };
+    let cookies = cookies.unwrap_or_else(|_| previous.map(|sample| sample.cookies.clone()).unwrap_or_default());
+    let ledgers = ledgers.unwrap_or_else(|_| previous.map(|sample| sample.ledgers.clone()).unwrap_or_default());
     Ok(Sample { at, replicas, pods, bookies: bookie_samples, claims, cookies, ledgers })
 }
 

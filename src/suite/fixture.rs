@@ -125,6 +125,21 @@ pub struct LocalVolumesSpec {
     /// that drops the node affinity ends up with.
     #[serde(default = "pinned")]
     pub node_affinity: bool,
+    /// What becomes of a volume whose claim is deleted.
+    #[serde(default)]
+    pub reclaim: Reclaim,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reclaim {
+    /// It stays Released, its data kept, bound to nothing again (a
+    /// `Retain` volume).
+    #[default]
+    Retain,
+    /// It is wiped and offered again, as the local static provisioner does:
+    /// what an autoscaler that deletes a removed bookie's claims relies on.
+    Recycle,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -143,3 +143,13 @@ fn more_than_one_step_at_once_is_counted() {
         check(&[settled(0, 2), settled(2_000, 4)], &Invariants { step_at_most: Some(1), ..Invariants::default() });
     assert_eq!(broken[0].why, "replicas went from 2 to 4 at once");
 }
+
+#[test]
+fn claims_left_behind_break_the_decommission() {
+    let mut samples = safe_scale_down();
+    samples[4].claims.insert("ledgers-disk-bookie-11".into());
+    assert_eq!(
+        check(&samples, &safe())[0].why,
+        "the claims of bookie-11 were still there at the end, its pod long gone"
+    );
+}

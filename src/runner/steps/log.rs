@@ -107,13 +107,10 @@ impl<'a> TestRun<'a> {
         }));
         self.properties.push(("max-ack-gap-seconds".into(), format!("{seconds:.1}")));
         eprintln!("[{}] longest time without an ack: {gap}", self.label);
-        if gap.length() > max_gap.as_millis() as i64 {
-            bail!(
-                "writes stopped being acknowledged for {gap}, longer than the {} allowed",
-                humantime::format_duration(max_gap)
-            );
+        match availability::too_long(gap, max_gap) {
+            Some(why) => bail!("{why}"),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Reads the topic to its end and at least to every position this test

@@ -66,24 +66,22 @@ struct Info {
 
 #[async_trait]
 impl Bookies for Pulsar {
+    /// Every member asked at once: a sample of several bookies then takes
+    /// one round trip, not one per question.
     async fn bookies(&self, members: &[Member]) -> Result<Vec<Bookie>> {
-        let mut found = Vec::new();
-        for member in members.iter().copied() {
-            let answers = async {
-                let state: State = serde_json::from_str(&self.ask(member, "/api/v1/bookie/state").await?)?;
-                let info: Info = serde_json::from_str(&self.ask(member, "/api/v1/bookie/info").await?)?;
-                anyhow::Ok((state, info))
-            };
-            if let Ok((state, info)) = answers.await {
-                found.push(Bookie {
-                    member,
-                    writable: state.running && !state.read_only && !state.shutting_down,
-                    used: info.total_space.saturating_sub(info.free_space),
-                    total: info.total_space,
-                });
-            }
-        }
-        Ok(found)
+        let asked = members.iter().copied().map(|member| async move {
+            let (state, info) =
+                tokio::join!(self.ask(member, "/api/v1/bookie/state"), self.ask(member, "/api/v1/bookie/info"));
+            let state: State = serde_json::from_str(&state?)?;
+            let info: Info = serde_json::from_str(&info?)?;
+            anyhow::Ok(Bookie {
+                member,
+                writable: state.running && !state.read_only && !state.shutting_down,
+                used: info.total_space.saturating_sub(info.free_space),
+                total: info.total_space,
+            })
+        });
+        Ok(futures::future::join_all(asked).await.into_iter().flatten().collect())
     }
 
     async fn set_read_only(&self, member: Member, read_only: bool) -> Result<()> {
