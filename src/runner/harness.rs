@@ -315,10 +315,20 @@ async fn run_suite(shared: Arc<Shared>, suite_index: usize, tests: Vec<(usize, R
     let weight = memory_requested(&slot.loaded.fixture.manifests);
     let _admitted = shared.admission.admit(weight).await;
     let admitted = Instant::now();
+    // A chained suite's state lives between its tests: another suite's node
+    // fault in between (a stopped node loses its tmpfs volumes, restarts
+    // its pods) would break the next test. It holds its pass from its first
+    // test to its teardown, unless a test of its own stops nodes.
+    let whole_suite =
+        slot.loaded.suite.chained && slot.loaded.suite.tests.iter().all(|test| test.disrupts == Disruption::Suite);
+    let held = match whole_suite {
+        true => Some(shared.gate.enter(Disruption::Suite).await),
+        false => None,
+    };
     let mut failed_before: Option<String> = None;
     for (test_index, report) in tests {
         let blocker = failed_before.as_deref().filter(|_| slot.loaded.suite.chained);
-        let (outcome, failed) = run_test(&shared, slot, test_index, blocker).await;
+        let (outcome, failed) = run_test(&shared, slot, test_index, blocker, held.is_some()).await;
         if failed && failed_before.is_none() {
             failed_before = Some(slot.loaded.suite.tests[test_index].name.clone());
         }
@@ -326,7 +336,10 @@ async fn run_suite(shared: Arc<Shared>, suite_index: usize, tests: Vec<(usize, R
     }
     // Never while another suite's test has nodes stopped: the volumes'
     // directories on them could not be removed.
-    let _pass = shared.gate.enter(Disruption::Suite).await;
+    let _pass = match held {
+        Some(pass) => pass,
+        None => shared.gate.enter(Disruption::Suite).await,
+    };
     finish::finish_suite(&shared, slot).await;
     shared.suite_walls.lock().unwrap().push((slot.loaded.label(), admitted.elapsed()));
 }
@@ -365,12 +378,23 @@ fn build_what_is_needed(shared: &Shared, plan: &Plan) {
 /// first use, runs, and is recorded. A panic is a failed test like any other.
 /// A test of a chained suite is not run once `blocker`, a test before it,
 /// has failed. Returns its outcome and whether it ran and failed (a
-/// variant's required failure included).
-async fn run_test(shared: &Arc<Shared>, slot: &SuiteSlot, test_index: usize, blocker: Option<&str>) -> (Outcome, bool) {
+/// variant's required failure included). With `passed`, its suite holds the
+/// pass already: asking again would queue behind a waiting node fault that
+/// waits for this very suite.
+async fn run_test(
+    shared: &Arc<Shared>,
+    slot: &SuiteSlot,
+    test_index: usize,
+    blocker: Option<&str>,
+    passed: bool,
+) -> (Outcome, bool) {
     let spec = &slot.loaded.suite.tests[test_index];
     let label = format!("{}::{}", slot.loaded.label(), spec.name);
     let attempt = wait::measured(async {
-        let _pass = shared.gate.enter(spec.disrupts).await;
+        let _pass = match passed {
+            true => None,
+            false => Some(shared.gate.enter(spec.disrupts).await),
+        };
         // The test's time starts once it may run, not while it queues.
         let started = Instant::now();
         let entry = (slot.loaded.label(), slot.loaded.file.clone(), started);

@@ -191,10 +191,12 @@ pub async fn read_to_end(
     tokio::task::spawn_blocking(move || read_blocking(&consumer, &topic, &acked, within)).await?
 }
 
-/// One partition's read: the last offset it must reach, the log's end as
-/// last seen (its high watermark: the next offset), and the last read.
+/// One partition's read: the last offset it must reach, the log's start
+/// and end as last seen (its low and high watermarks: the first offset it
+/// holds, and the next), and the last read.
 struct Lane {
     target: Option<i64>,
+    start: i64,
     end: i64,
     read: Option<i64>,
     /// When the end was last asked for.
@@ -202,9 +204,13 @@ struct Lane {
 }
 
 impl Lane {
+    /// The target read, or gone: a log whose start moved past the target
+    /// (retention, deleted records) holds nothing more of what was asked,
+    /// and the judge finds what it no longer holds.
     fn done(&self) -> bool {
         match (self.target, self.read) {
             (None, _) => true,
+            (Some(target), _) if self.start > target => true,
             (Some(target), Some(read)) => read >= target,
             (Some(_), None) => false,
         }
@@ -212,7 +218,7 @@ impl Lane {
 
     /// Read everything the log offered, yet short of the target.
     fn stalled(&self) -> bool {
-        self.read.unwrap_or(-1) + 1 >= self.end
+        self.read.map_or(self.start, |read| read + 1) >= self.end
     }
 
     fn report(&self, partition: i32) -> PartitionRead {
@@ -230,12 +236,12 @@ const END_REFRESH: Duration = Duration::from_secs(1);
 
 fn read_blocking(consumer: &BaseConsumer, topic: &str, acked: &BTreeMap<i32, i64>, within: Duration) -> Result<Reading> {
     let deadline = Instant::now() + within;
-    let ends = high_watermarks(consumer, topic, within)?;
-    let mut lanes: BTreeMap<i32, Lane> = ends
+    let bounds = watermarks(consumer, topic, within)?;
+    let mut lanes: BTreeMap<i32, Lane> = bounds
         .iter()
-        .map(|(partition, end)| {
-            let target = [(*end > 0).then(|| end - 1), acked.get(partition).copied()].into_iter().flatten().max();
-            (*partition, Lane { target, end: *end, read: None, asked: Instant::now() })
+        .map(|(partition, &(start, end))| {
+            let target = [(end > 0).then(|| end - 1), acked.get(partition).copied()].into_iter().flatten().max();
+            (*partition, Lane { target, start, end, read: None, asked: Instant::now() })
         })
         .collect();
     let mut assignment = TopicPartitionList::new();
@@ -281,20 +287,22 @@ fn read_blocking(consumer: &BaseConsumer, topic: &str, acked: &BTreeMap<i32, i64
     Ok(Reading { records, partitions, fetching: fetch_started.elapsed() })
 }
 
-/// Asks for the partition's end again, at most once per `END_REFRESH`. The
-/// end may also shrink (a truncated log), which is what it is then.
+/// Asks for the partition's start and end again, at most once per
+/// `END_REFRESH`. The end may also shrink (a truncated log), which is what
+/// it is then.
 fn refresh_end(consumer: &BaseConsumer, topic: &str, partition: i32, lane: &mut Lane) {
     if lane.asked.elapsed() < END_REFRESH {
         return;
     }
     lane.asked = Instant::now();
-    if let Ok((_, high)) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)) {
-        lane.end = high;
+    if let Ok((low, high)) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)) {
+        (lane.start, lane.end) = (low, high);
     }
 }
 
-/// Each partition's high watermark: the end a complete read must reach.
-fn high_watermarks(consumer: &BaseConsumer, topic: &str, within: Duration) -> Result<BTreeMap<i32, i64>> {
+/// Each partition's low and high watermarks: where the log starts, and the
+/// end a complete read must reach.
+fn watermarks(consumer: &BaseConsumer, topic: &str, within: Duration) -> Result<BTreeMap<i32, (i64, i64)>> {
     let metadata = consumer.fetch_metadata(Some(topic), within).context("fetching the topic's partitions")?;
     let partitions: Vec<i32> = metadata
         .topics()
@@ -306,10 +314,10 @@ fn high_watermarks(consumer: &BaseConsumer, topic: &str, within: Duration) -> Re
     }
     let mut ends = BTreeMap::new();
     for partition in partitions {
-        let (_, high) = consumer
+        let bounds = consumer
             .fetch_watermarks(topic, partition, within)
             .with_context(|| format!("reading the end of {topic}/{partition}"))?;
-        ends.insert(partition, high);
+        ends.insert(partition, bounds);
     }
     Ok(ends)
 }
@@ -319,7 +327,7 @@ mod tests {
     use super::*;
 
     fn lane(target: Option<i64>, end: i64, read: Option<i64>) -> Lane {
-        Lane { target, end, read, asked: Instant::now() }
+        Lane { target, start: 0, end, read, asked: Instant::now() }
     }
 
     #[test]
@@ -328,6 +336,17 @@ mod tests {
         assert!(lane(Some(9), 10, Some(9)).done());
         assert!(!lane(Some(9), 10, Some(8)).done());
         assert!(!lane(Some(0), 0, None).done());
+    }
+
+    #[test]
+    fn a_log_whose_start_moved_past_the_target_is_done_with_nothing_more_to_read() {
+        // retention deleted offsets 0..=1699: nothing acknowledged is left to read
+        let truncated = Lane { start: 1700, ..lane(Some(1699), 1700, None) };
+        assert!(truncated.done() && truncated.stalled());
+        // deleted up to 500 of 1700: the rest is still to read
+        let partly = Lane { start: 500, ..lane(Some(1699), 1700, None) };
+        assert!(!partly.done() && !partly.stalled());
+        assert!(Lane { read: Some(1699), ..partly }.done());
     }
 
     #[test]
