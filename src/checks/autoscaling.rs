@@ -107,6 +107,22 @@ impl fmt::Display for Broken {
 
 /// Every invariant asked for, over the series: the first broken, per invariant.
 pub fn check(samples: &[Sample], invariants: &Invariants) -> Vec<Broken> {
+    judge(samples, invariants, Series::Complete)
+}
+
+/// The same over a series a failed step cut short: what it already shows,
+/// without the rules about how a series ends (claims and cookies gone).
+pub fn check_so_far(samples: &[Sample], invariants: &Invariants) -> Vec<Broken> {
+    judge(samples, invariants, Series::CutShort)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Series {
+    Complete,
+    CutShort,
+}
+
+fn judge(samples: &[Sample], invariants: &Invariants, series: Series) -> Vec<Broken> {
     let mut broken = Vec::new();
     if let Some(limit) = invariants.replicas_at_most {
         broken.extend(first(samples, |_, sample| {
@@ -132,7 +148,7 @@ pub fn check(samples: &[Sample], invariants: &Invariants) -> Vec<Broken> {
         broken.extend(flapping(samples, window.as_millis() as Millis));
     }
     if invariants.safe_decommission {
-        broken.extend(unsafe_decommission(samples));
+        broken.extend(unsafe_decommission(samples, series));
     }
     broken
 }
@@ -194,7 +210,7 @@ fn flapping(samples: &[Sample], window: Millis) -> Option<Broken> {
 /// Each scale-down, judged from the samples around it: the victim is the
 /// highest ordinal (the StatefulSet removes it), so it must be the bookie
 /// that was decommissioned.
-fn unsafe_decommission(samples: &[Sample]) -> Option<Broken> {
+fn unsafe_decommission(samples: &[Sample], series: Series) -> Option<Broken> {
     for (index, pair) in samples.windows(2).enumerate() {
         let (before, after) = (&pair[0], &pair[1]);
         if after.replicas >= before.replicas {
@@ -241,9 +257,12 @@ fn unsafe_decommission(samples: &[Sample]) -> Option<Broken> {
             let why = format!("the claims of {} were deleted while its pod still existed", victim.name);
             return Some(Broken { sample: index + early, at: samples[index + early].at, why });
         }
+        if series == Series::CutShort {
+            continue;
+        }
         let last = samples.last()?;
         if claims_of(last) && !pod_of(last) {
-            let why = format!("the claims of {} were still there at the end, its pod long gone", victim.name);
+            let why = format!("the claims of {} were still there at the end, its pod gone", victim.name);
             return Some(Broken { sample: samples.len() - 1, at: last.at, why });
         }
         if last.cookies.contains(&victim.name) {

@@ -151,7 +151,10 @@ impl<'a> TestRun<'a> {
                     eprintln!("[{}] step {}/{total} ok ({seconds:.1}s)", self.label, index + 1);
                 }
                 Err(error) => {
-                    let error = error.context(format!("step {}/{total} ({step})", index + 1));
+                    let mut error = error.context(format!("step {}/{total} ({step})", index + 1));
+                    if let Some(shown) = self.judged_so_far(&spec.steps[index + 1..]) {
+                        error = anyhow!("{error:#}; the samples so far already show: {shown}");
+                    }
                     self.record_step(index, step, Phase::Failed, Some(format!("{error:#}")));
                     eprintln!("[{}] step {}/{total} FAILED after {seconds:.1}s", self.label, index + 1);
                     outcome = Err(StepFailure { index, error });

@@ -148,8 +148,15 @@ fn more_than_one_step_at_once_is_counted() {
 fn claims_left_behind_break_the_decommission() {
     let mut samples = safe_scale_down();
     samples[4].claims.insert("ledgers-disk-bookie-11".into());
-    assert_eq!(
-        check(&samples, &safe())[0].why,
-        "the claims of bookie-11 were still there at the end, its pod long gone"
-    );
+    assert_eq!(check(&samples, &safe())[0].why, "the claims of bookie-11 were still there at the end, its pod gone");
+}
+
+#[test]
+fn a_series_cut_short_shows_an_unsafe_shrink_but_not_what_only_its_end_can_tell() {
+    let mut samples = safe_scale_down();
+    samples[4].claims.insert("ledgers-disk-bookie-11".into());
+    assert_eq!(check_so_far(&samples, &safe()), []);
+    let unsafe_shrink = vec![settled(30_000, 3), asking(settled(32_000, 3), 2)];
+    let broken = check_so_far(&unsafe_shrink, &safe());
+    assert!(broken[0].why.starts_with("the StatefulSet shrank while its victim bookie-11"), "{broken:?}");
 }

@@ -4,7 +4,7 @@
 
 use super::TestRun;
 use crate::checks::autoscaling::{self, Invariants};
-use crate::suite::Member;
+use crate::suite::{Member, Step};
 use crate::systems::Bookies;
 use crate::wait::{self, Probe};
 use anyhow::{Context, Result, bail};
@@ -109,6 +109,18 @@ impl<'a> TestRun<'a> {
         })
         .await?;
         Ok(())
+    }
+
+    /// When a step fails before a later `expect-autoscaling` could judge:
+    /// what the samples taken so far already show against its invariants.
+    pub(super) fn judged_so_far(&self, later: &[Step]) -> Option<String> {
+        let invariants = later.iter().find_map(|step| match step {
+            Step::ExpectAutoscaling(invariants) => Some(invariants),
+            _ => None,
+        })?;
+        let samples = self.samples.lock().unwrap();
+        let broken = autoscaling::check_so_far(&samples, invariants);
+        (!broken.is_empty()).then(|| broken.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
     }
 
     pub(super) fn expect_autoscaling(&self, invariants: &Invariants) -> Result<()> {
