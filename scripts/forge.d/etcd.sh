@@ -8,15 +8,6 @@ ETCD_WORKLOAD_IMAGE=stateproof/etcd:3.4
 ETCD_PACKAGES=etcd-server,etcd-client,bash,procps,hostname,curl
 
 stage_etcd() {
-  local base=stateproof/etcd-packages:$DEBIAN_SUITE base_key key
-  base_key=$(cache_key etcd-packages "$DEBIAN_SUITE" "$DEBIAN_MIRROR" "$ETCD_PACKAGES")
-  if ! image_is_current "$base" "$base_key"; then
-    import_debian_rootfs "$base" "$base_key" "$ETCD_PACKAGES"
-  fi
-  key=$(cache_key etcd "$base_key" "$REPO_DIR/images/etcd" "$FORGE_DIR/etcd.sh")
-  if ! image_is_current "$ETCD_WORKLOAD_IMAGE" "$key"; then
-    build_image "$ETCD_WORKLOAD_IMAGE" "$REPO_DIR/images/etcd" "$key" \
-      "debian $DEBIAN_SUITE ($ETCD_PACKAGES) from $DEBIAN_MIRROR; images/etcd" --build-arg "BASE=$base"
-  fi
-  publish_image "$ETCD_WORKLOAD_IMAGE"
+  packaged_image etcd "$ETCD_WORKLOAD_IMAGE" "stateproof/etcd-packages:$DEBIAN_SUITE" "$ETCD_PACKAGES" \
+    "$FORGE_DIR/etcd.sh"
 }

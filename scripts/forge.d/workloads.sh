@@ -7,17 +7,25 @@ ZOOKEEPER_IMAGE=stateproof/zookeeper:3.8
 ZOOKEEPER_PACKAGES=libzookeeper-java,libslf4j-java,liblog4j1.2-java,$JRE_DEBIAN_PACKAGE,netcat-openbsd,procps,bash,hostname
 
 stage_zookeeper() {
-  local base=stateproof/zookeeper-packages:3.8 base_key key context
-  base_key=$(cache_key zookeeper-packages "$DEBIAN_SUITE" "$DEBIAN_MIRROR" "$ZOOKEEPER_PACKAGES")
+  packaged_image zookeeper "$ZOOKEEPER_IMAGE" stateproof/zookeeper-packages:3.8 "$ZOOKEEPER_PACKAGES" \
+    "$FORGE_DIR/workloads.sh"
+}
+
+# NAME IMAGE BASE PACKAGES RECIPE: IMAGE from images/NAME/Dockerfile on BASE,
+# a Debian root filesystem with PACKAGES (cached by package list); RECIPE is
+# the stage's script, part of the key. Published to the local registry.
+packaged_image() {
+  local name=$1 image=$2 base=$3 packages=$4 recipe=$5 base_key key
+  base_key=$(cache_key "$name-packages" "$DEBIAN_SUITE" "$DEBIAN_MIRROR" "$packages")
   if ! image_is_current "$base" "$base_key"; then
-    import_debian_rootfs "$base" "$base_key" "$ZOOKEEPER_PACKAGES"
+    import_debian_rootfs "$base" "$base_key" "$packages"
   fi
-  key=$(cache_key zookeeper "$base_key" "$REPO_DIR/images/zookeeper" "$FORGE_DIR/workloads.sh")
-  if ! image_is_current "$ZOOKEEPER_IMAGE" "$key"; then
-    build_image "$ZOOKEEPER_IMAGE" "$REPO_DIR/images/zookeeper" "$key" \
-      "debian $DEBIAN_SUITE ($ZOOKEEPER_PACKAGES) from $DEBIAN_MIRROR; images/zookeeper" --build-arg "BASE=$base"
+  key=$(cache_key "$name" "$base_key" "$REPO_DIR/images/$name" "$recipe")
+  if ! image_is_current "$image" "$key"; then
+    build_image "$image" "$REPO_DIR/images/$name" "$key" \
+      "debian $DEBIAN_SUITE ($packages) from $DEBIAN_MIRROR; images/$name" --build-arg "BASE=$base"
   fi
-  publish_image "$ZOOKEEPER_IMAGE"
+  publish_image "$image"
 }
 
 # A Dockerfile context of the repository's images/<name>/ with the resolved

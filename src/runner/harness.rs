@@ -321,10 +321,7 @@ async fn run_suite(shared: Arc<Shared>, suite_index: usize, tests: Vec<(usize, R
     // test to its teardown, unless a test of its own stops nodes.
     let whole_suite =
         slot.loaded.suite.chained && slot.loaded.suite.tests.iter().all(|test| test.disrupts == Disruption::Suite);
-    let held = match whole_suite {
-        true => Some(shared.gate.enter(Disruption::Suite).await),
-        false => None,
-    };
+    let held = if whole_suite { Some(shared.gate.enter(Disruption::Suite).await) } else { None };
     let mut failed_before: Option<String> = None;
     for (test_index, report) in tests {
         let blocker = failed_before.as_deref().filter(|_| slot.loaded.suite.chained);
@@ -378,23 +375,20 @@ fn build_what_is_needed(shared: &Shared, plan: &Plan) {
 /// first use, runs, and is recorded. A panic is a failed test like any other.
 /// A test of a chained suite is not run once `blocker`, a test before it,
 /// has failed. Returns its outcome and whether it ran and failed (a
-/// variant's required failure included). With `passed`, its suite holds the
-/// pass already: asking again would queue behind a waiting node fault that
-/// waits for this very suite.
+/// variant's required failure included). With `suite_holds_pass`, its suite
+/// holds the pass already: asking again would queue behind a waiting node
+/// fault that waits for this very suite.
 async fn run_test(
     shared: &Arc<Shared>,
     slot: &SuiteSlot,
     test_index: usize,
     blocker: Option<&str>,
-    passed: bool,
+    suite_holds_pass: bool,
 ) -> (Outcome, bool) {
     let spec = &slot.loaded.suite.tests[test_index];
     let label = format!("{}::{}", slot.loaded.label(), spec.name);
     let attempt = wait::measured(async {
-        let _pass = match passed {
-            true => None,
-            false => Some(shared.gate.enter(spec.disrupts).await),
-        };
+        let _pass = if suite_holds_pass { None } else { Some(shared.gate.enter(spec.disrupts).await) };
         // The test's time starts once it may run, not while it queues.
         let started = Instant::now();
         let entry = (slot.loaded.label(), slot.loaded.file.clone(), started);
