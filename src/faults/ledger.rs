@@ -2,6 +2,8 @@
 //! (the test that made them, or an interrupted run) can undo every one. A
 //! fault leaves the ledger only once undoing it succeeded; an undo that
 //! fails is tried again, within a bound, and what still fails is reported.
+//! An interrupted run closes the ledger before it undoes what is in force:
+//! a test still running makes no fault after that.
 
 use super::{set_unschedulable, signal_pod};
 use crate::cluster::Cluster;
@@ -13,6 +15,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,11 +62,12 @@ const UNDO_PAUSE: Duration = Duration::from_secs(5);
 /// The faults in force, each with the cluster (`H`) it was made on.
 pub struct Ledger<H = Arc<Cluster>> {
     entries: Mutex<Vec<Entry<H>>>,
+    closed: AtomicBool,
 }
 
 impl<H> Default for Ledger<H> {
     fn default() -> Self {
-        Ledger { entries: Mutex::new(Vec::new()) }
+        Ledger { entries: Mutex::new(Vec::new()), closed: AtomicBool::new(false) }
     }
 }
 
@@ -74,9 +78,25 @@ pub struct Undone {
 }
 
 impl<H: Clone> Ledger<H> {
-    pub fn record(&self, owner: &str, cluster: &H, fault: Fault) {
-        let entry = Entry { owner: owner.to_string(), cluster: cluster.clone(), fault };
-        self.entries.lock().unwrap().push(entry);
+    /// Records a fault about to be made; a closed ledger refuses it, and
+    /// the fault must then not be made.
+    pub fn record(&self, owner: &str, cluster: &H, fault: Fault) -> Result<()> {
+        let mut entries = self.entries.lock().unwrap();
+        if self.is_closed() {
+            return Err(anyhow!("the run was interrupted: {fault} was not made"));
+        }
+        entries.push(Entry { owner: owner.to_string(), cluster: cluster.clone(), fault });
+        Ok(())
+    }
+
+    /// From now on no fault is recorded, so none is made.
+    pub fn close(&self) {
+        let _entries = self.entries.lock().unwrap();
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// Undoes, in reverse order of making, the faults `owner` made that
@@ -180,8 +200,8 @@ mod tests {
     #[tokio::test]
     async fn a_fault_whose_undo_failed_stays_in_the_ledger_to_be_undone_later() {
         let ledger: Ledger<()> = Ledger::default();
-        ledger.record("t", &(), Fault::Cordoned("w1".into()));
-        ledger.record("t", &(), Fault::Stopped("w2".into()));
+        ledger.record("t", &(), Fault::Cordoned("w1".into())).unwrap();
+        ledger.record("t", &(), Fault::Stopped("w2".into())).unwrap();
         let failing = |_: (), fault: Fault| async move {
             match fault {
                 Fault::Stopped(_) => Err(anyhow!("docker start failed")),
@@ -200,12 +220,22 @@ mod tests {
     #[tokio::test]
     async fn only_the_owners_selected_faults_are_undone() {
         let ledger: Ledger<()> = Ledger::default();
-        ledger.record("a", &(), Fault::Cordoned("w1".into()));
-        ledger.record("b", &(), Fault::Cordoned("w2".into()));
-        ledger.record("a", &(), Fault::Stopped("w3".into()));
+        ledger.record("a", &(), Fault::Cordoned("w1".into())).unwrap();
+        ledger.record("b", &(), Fault::Cordoned("w2".into())).unwrap();
+        ledger.record("a", &(), Fault::Stopped("w3".into())).unwrap();
         let cordons = |fault: &Fault| matches!(fault, Fault::Cordoned(_));
         let undone = ledger.undo_with(Some("a"), cordons, |_, _| async { Ok(()) }).await;
         assert_eq!(undone.iter().map(|u| u.fault.to_string()).collect::<Vec<_>>(), ["node w1 cordoned"]);
         assert_eq!(ledger.remaining().len(), 2);
+    }
+
+    #[test]
+    fn a_closed_ledger_refuses_a_new_fault_and_keeps_those_in_force() {
+        let ledger: Ledger<()> = Ledger::default();
+        ledger.record("t", &(), Fault::Cordoned("w1".into())).unwrap();
+        ledger.close();
+        let refused = ledger.record("t", &(), Fault::Stopped("w2".into())).unwrap_err();
+        assert_eq!(refused.to_string(), "the run was interrupted: node w2 stopped was not made");
+        assert_eq!(ledger.remaining(), ["node w1 cordoned (by t)"]);
     }
 }

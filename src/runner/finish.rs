@@ -152,6 +152,7 @@ pub(super) fn watch_for_interrupt(shared: &Arc<Shared>) {
                 _ = async { match terminate.as_mut() { Some(signal) => { signal.recv().await; } None => std::future::pending().await } } => {}
             }
         });
+        shared.ledger.close();
         eprintln!("\nstateproof: interrupted; cleaning up (interrupt again to abandon the cleanup)");
         let again = handle.clone();
         std::thread::spawn(move || {

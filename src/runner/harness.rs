@@ -143,6 +143,12 @@ pub fn run(mode: Mode, args: Arguments) -> ! {
     let args = Arguments { test_threads: Some(trials.len().max(1)), ..args };
     let conclusion = libtest_mimic::run(&args, trials);
     let _ = shared.runtime.block_on(scheduler);
+    if shared.interrupted() {
+        // The interrupt's own thread cleans up, reports and exits with 130.
+        loop {
+            std::thread::park();
+        }
+    }
     if let Some(filter) = &unmatched_filter {
         let why = format!("no test matches '{filter}'; `cargo test --test e2e -- --list` shows them");
         eprintln!("stateproof: {why}");
@@ -151,6 +157,13 @@ pub fn run(mode: Mode, args: Arguments) -> ! {
     finish::finish(&shared);
     let failed = conclusion.has_failed() || shared.run_failures.load(Ordering::SeqCst) > 0;
     std::process::exit(if failed { 101 } else { 0 })
+}
+
+impl Shared {
+    /// Ctrl-C or SIGTERM arrived: the ledger takes no new fault.
+    pub fn interrupted(&self) -> bool {
+        self.ledger.is_closed()
+    }
 }
 
 /// A failure of the run as a whole, reported as a test of its own.
@@ -404,7 +417,7 @@ async fn run_test(
             ))),
             (EnvState::Unavailable(reason), None) => Ran::outcome(Outcome::Skipped(reason.clone())),
             (EnvState::Failed { why, diagnostics, .. }, None) => Ran {
-                outcome: Outcome::Failed(format!("suite setup failed: {why}")),
+                outcome: verdict::failed_before_steps(spec, format!("suite setup failed: {why}")),
                 diagnostics: diagnostics.clone(),
                 properties: Vec::new(),
             },
@@ -421,7 +434,8 @@ async fn run_test(
         Ok(done) => done,
         Err(why) => ((Ran::outcome(Outcome::Failed(why)), fallback_start, true), Duration::ZERO),
     };
-    shared.running.lock().unwrap().remove(&label);
+    // An interrupt took the test off this list and reported it already.
+    let reported_as_interrupted = shared.running.lock().unwrap().remove(&label).is_none() && shared.interrupted();
     // Only a test that ran can leave its suite in a state it did not expect.
     let failed = executed && matches!(ran.outcome, Outcome::Failed(_));
     let outcome = match &slot.loaded.variant {
@@ -431,6 +445,9 @@ async fn run_test(
         }
         None => ran.outcome,
     };
+    if reported_as_interrupted {
+        return (outcome, failed);
+    }
     if let Outcome::PassedWithFindings(findings) = &outcome {
         eprintln!("stateproof: {label} passed with a FINDING:\n{findings}");
     }
@@ -517,7 +534,8 @@ async fn execute(shared: &Shared, loaded: &LoadedSuite, env: &SuiteEnv, spec: &s
         && let Err(error) = env.wait_ready(env.suite.defaults.ready_timeout).await
     {
         let diagnostics = diagnostics::capture(&env.cluster.client, &env.namespace, &dir).await;
-        let outcome = Outcome::Failed(format!("before the test, the fixture is not ready: {error:#}"));
+        let outcome =
+            verdict::failed_before_steps(spec, format!("before the test, the fixture is not ready: {error:#}"));
         return Ran { outcome, diagnostics, properties: Vec::new() };
     }
     let report = TestRun::new(env, &shared.ledger, label.to_string()).run(spec, &dir).await;

@@ -140,6 +140,11 @@ impl<'a> TestRun<'a> {
         let total = spec.steps.len();
         let mut outcome = Ok(());
         for (index, step) in spec.steps.iter().enumerate() {
+            if self.ledger.is_closed() {
+                let error = anyhow!("the run was interrupted before step {}/{total} ({step})", index + 1);
+                outcome = Err(StepFailure { index, error });
+                break;
+            }
             let started = Instant::now();
             eprintln!("[{}] step {}/{total}: {step}", self.label, index + 1);
             self.record_step(index, step, Phase::Started, None);
@@ -209,10 +214,12 @@ impl<'a> TestRun<'a> {
     }
 
     /// Records the fault in the ledger (before it is made: whatever happens
-    /// next, it gets undone) and in the history.
-    fn fault(&mut self, fault: Fault) {
+    /// next, it gets undone) and in the history. Once the run is
+    /// interrupted the ledger refuses it, and the step must not make it.
+    fn fault(&mut self, fault: Fault) -> Result<()> {
+        self.ledger.record(&self.label, &self.env.cluster, fault.clone())?;
         self.record_fault(&fault, FaultPhase::Started, None);
-        self.ledger.record(&self.label, &self.env.cluster, fault);
+        Ok(())
     }
 
     /// The cluster's state, and the system's own view of itself.
@@ -277,7 +284,7 @@ impl<'a> TestRun<'a> {
             Step::Uncordon => self.undo_faults(|fault| matches!(fault, Fault::Cordoned(_))).await?,
             Step::StopNode { member } => {
                 let node = self.node_of(self.member(*member)?).await?;
-                self.fault(Fault::Stopped(node.clone()));
+                self.fault(Fault::Stopped(node.clone()))?;
                 env.cluster.stop_node(&node).await?;
             }
             Step::ExpectNodeDown { member, within } => {
@@ -489,7 +496,7 @@ impl<'a> TestRun<'a> {
                 uid: pod.uid().unwrap_or_default(),
                 container: container.clone(),
                 restarts,
-            });
+            })?;
         }
         faults::signal_pod(&env.cluster, &pod, container, name).await
     }
@@ -531,7 +538,7 @@ impl<'a> TestRun<'a> {
         let node = self.node_of(member).await?;
         let pod = self.env.members.pod(member);
         let evicting = Api::<Pod>::namespaced(self.env.cluster.literal_client.clone(), &self.env.namespace);
-        self.fault(Fault::Cordoned(node.clone()));
+        self.fault(Fault::Cordoned(node.clone()))?;
         let outcomes = faults::drain(&self.nodes(), &evicting, &node).await?;
         let outcome = outcomes.into_iter().find(|(name, _)| *name == pod).map(|(_, outcome)| outcome);
         match (expect, outcome) {

@@ -41,6 +41,23 @@ pub fn judge(spec: &TestSpec, steps: Result<(), StepFailure>, cleanup: Result<()
     with_cleanup(outcome, cleanup)
 }
 
+/// A test that failed before its first step (its suite's setup, a fixture
+/// never ready): an expected failure says what it expected instead.
+pub fn failed_before_steps(spec: &TestSpec, why: String) -> Outcome {
+    match &spec.expect {
+        Expectation::Pass => Outcome::Failed(why),
+        Expectation::Failure(expected) => {
+            let target = expected_step(spec, &expected.step).unwrap_or(usize::MAX);
+            Outcome::Failed(format!(
+                "expected step {} ({}) to fail matching /{}/; instead, before any step: {why}",
+                target + 1,
+                kind_of(spec, target),
+                expected.matches
+            ))
+        }
+    }
+}
+
 /// A test whose faults could not all be undone fails, whatever else it did.
 fn with_cleanup(outcome: Outcome, cleanup: Result<()>) -> Outcome {
     let Err(error) = cleanup else { return outcome };
@@ -154,6 +171,15 @@ mod tests {
         let outcome = judge(&expecting(), failing(1, "the API server answered 500"), Ok(()), vec![]);
         let Outcome::Failed(text) = outcome else { panic!("{outcome:?}") };
         assert!(text.contains("for another reason: the API server answered 500"), "{text}");
+    }
+
+    #[test]
+    fn an_expected_failure_fails_when_the_suite_cannot_be_set_up_saying_what_it_expected() {
+        let why = "suite setup failed: the fixture has no StatefulSet bookie to deploy with 3 replicas";
+        let outcome = failed_before_steps(&expecting(), why.into());
+        let Outcome::Failed(text) = outcome else { panic!("{outcome:?}") };
+        assert!(text.starts_with("expected step 2 (expect-rolled-out) to fail matching"), "{text}");
+        assert!(text.ends_with(&format!("instead, before any step: {why}")), "{text}");
     }
 
     #[test]
