@@ -248,14 +248,11 @@ impl<'a> TestRun<'a> {
             }
             Step::WaitReady => env.wait_ready(defaults.ready_timeout).await?,
             Step::ExpectRolledOut { within } => self.expect_rolled_out(*within).await?,
-            Step::RememberStorage => self.state.storage = Some(self.storage_snapshot().await?),
-            Step::ExpectSameStorage => {
-                let before = self.state.storage.as_ref().context("no storage remembered")?;
-                if before.is_empty() {
-                    bail!("the StatefulSet has no volumeClaimTemplates: its members keep no data of their own");
-                }
-                storage::same_storage(before, &self.storage_snapshot().await?).map_err(|why| anyhow!(why))?;
+            Step::RememberStorage => {
+                self.expect_data_on_claims().await?;
+                self.state.storage = Some(self.storage_snapshot().await?);
             }
+            Step::ExpectSameStorage => self.expect_same_storage(defaults.ready_timeout).await?,
             Step::DeleteStatefulset => {
                 let name = &env.suite.members.statefulset;
                 faults::delete_statefulset(&env.sets, &env.members.pods, name, defaults.delete_within).await?
@@ -426,6 +423,38 @@ impl<'a> TestRun<'a> {
         Ok(())
     }
 
+    /// Each member's data directories, as its server reports them, lie on
+    /// volumes its claims back (when the system can say where they are).
+    async fn expect_data_on_claims(&self) -> Result<()> {
+        let env = self.env;
+        for member in env.ordinals().await? {
+            let Some(directories) = env.system.data_directories(member).await? else { return Ok(()) };
+            let pod = env.members.pods.get(&env.members.pod(member)).await?;
+            storage::data_on_claims(&pod.name_any(), &directories, &mounts(&pod, &env.suite.members.container))
+                .map_err(|why| anyhow!(why))?;
+        }
+        Ok(())
+    }
+
+    /// The remembered claims are back, bound to the same volumes: decided as
+    /// soon as a claim shows it was recreated or moved, without waiting for
+    /// the members to be ready.
+    async fn expect_same_storage(&self, within: Duration) -> Result<()> {
+        let before = self.state.storage.as_ref().context("no storage remembered")?;
+        if before.is_empty() {
+            bail!("the StatefulSet has no volumeClaimTemplates: its members keep no data of their own");
+        }
+        wait::until("the remembered claims, bound to the same volumes", within, || async {
+            Ok(match storage::compare(before, &self.storage_snapshot().await?) {
+                storage::Comparison::Same => Probe::Done(()),
+                storage::Comparison::NotYet(seen) => Probe::Pending(seen),
+                storage::Comparison::Differs(why) => Probe::Never(why),
+            })
+        })
+        .await?;
+        Ok(())
+    }
+
     async fn storage_snapshot(&self) -> Result<storage::StorageSnapshot> {
         let env = self.env;
         let templates = self.claim_templates().await?;
@@ -438,6 +467,7 @@ impl<'a> TestRun<'a> {
                 if let Some(claim) = claims.get_opt(&name).await.with_context(|| format!("reading claim {name}"))? {
                     let entry = storage::Claim {
                         uid: claim.metadata.uid.clone().unwrap_or_default(),
+                        deleting: claim.metadata.deletion_timestamp.is_some(),
                         volume: claim.spec.and_then(|spec| spec.volume_name),
                     };
                     snapshot.insert(name, entry);
@@ -604,6 +634,18 @@ fn describe_expectation(expect: &OutputExpectation) -> String {
         OutputExpectation::Line(text) => format!("have a line {text:?}"),
         OutputExpectation::Matches(pattern) => format!("match /{pattern}/ as a whole"),
     }
+}
+
+/// The volumes mounted into `container` of `pod`, and whether a claim backs each.
+fn mounts(pod: &Pod, container: &str) -> Vec<storage::Mount> {
+    let Some(spec) = &pod.spec else { return Vec::new() };
+    let claimed =
+        |volume: &str| spec.volumes.iter().flatten().any(|v| v.name == volume && v.persistent_volume_claim.is_some());
+    let container = spec.containers.iter().find(|c| c.name == container);
+    let mounted = container.and_then(|c| c.volume_mounts.as_ref()).into_iter().flatten();
+    mounted
+        .map(|m| storage::Mount { path: m.mount_path.clone(), volume: m.name.clone(), claimed: claimed(&m.name) })
+        .collect()
 }
 
 #[cfg(test)]

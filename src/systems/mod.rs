@@ -108,6 +108,12 @@ pub trait System: Send + Sync {
         None
     }
 
+    /// The directories where the server on `member` keeps its data, as the
+    /// server itself reports them; `None` when the system cannot say.
+    async fn data_directories(&self, _member: Member) -> Result<Option<Vec<String>>> {
+        Ok(None)
+    }
+
     /// Files the system adds to a failed test's diagnostics: name and text.
     async fn diagnostics(&self, _members: &[Member]) -> Vec<(String, String)> {
         Vec::new()

@@ -102,6 +102,17 @@ impl System for Pulsar {
     fn bookies(&self) -> Option<&dyn Bookies> {
         Some(self)
     }
+
+    /// The journal and ledger directories of the bookie's running
+    /// configuration (its HTTP admin API).
+    async fn data_directories(&self, member: Member) -> Result<Option<Vec<String>>> {
+        let config: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(&self.ask(member, "/api/v1/config/server_config").await?)
+                .context("the bookie's server_config is not a JSON object")?;
+        let keys = ["journalDirectories", "journalDirectory", "ledgerDirectories"];
+        let listed = keys.iter().filter_map(|key| config.get(*key)?.as_str());
+        Ok(Some(listed.flat_map(|dirs| dirs.split(',')).map(|dir| dir.trim().to_string()).collect()))
+    }
 }
 
 #[async_trait]

@@ -50,6 +50,12 @@ impl System for ZooKeeper {
     fn key_value(&self) -> Option<&dyn KeyValue> {
         Some(self)
     }
+
+    /// `dataDir` and `dataLogDir` from the server's `conf`.
+    async fn data_directories(&self, member: Member) -> Result<Option<Vec<String>>> {
+        let conf = self.four_letter_word(member, "conf").await?;
+        Ok(Some(settings_of(&conf, &["dataDir", "dataLogDir"])))
+    }
 }
 
 #[async_trait]
@@ -165,4 +171,31 @@ async fn create_parents(client: &Client, key: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The values of `keys` in a `conf` answer (`key=value` lines), in order,
+/// each once.
+fn settings_of(conf: &str, keys: &[&str]) -> Vec<String> {
+    let mut values: Vec<String> = Vec::new();
+    for key in keys {
+        let value = conf.lines().find_map(|line| line.trim().strip_prefix(key)?.strip_prefix('='));
+        if let Some(value) = value.map(str::trim)
+            && !values.iter().any(|seen| seen == value)
+        {
+            values.push(value.to_string());
+        }
+    }
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_directories_are_read_from_conf() {
+        let conf = "clientPort=2181\ndataDir=/var/lib/zookeeper/data/version-2\ndataDirSize=457\n\
+                    dataLogDir=/var/lib/zookeeper/data/version-2\ntickTime=2000\n";
+        assert_eq!(settings_of(conf, &["dataDir", "dataLogDir"]), ["/var/lib/zookeeper/data/version-2"]);
+    }
 }
