@@ -109,9 +109,11 @@ impl System for Pulsar {
         let config: BTreeMap<String, serde_json::Value> =
             serde_json::from_str(&self.ask(member, "/api/v1/config/server_config").await?)
                 .context("the bookie's server_config is not a JSON object")?;
-        let keys = ["journalDirectories", "journalDirectory", "ledgerDirectories"];
-        let listed = keys.iter().filter_map(|key| config.get(*key)?.as_str());
-        Ok(Some(listed.flat_map(|dirs| dirs.split(',')).map(|dir| dir.trim().to_string()).collect()))
+        let directories = directories_of(&config, &["journalDirectories", "journalDirectory", "ledgerDirectories"]);
+        if directories.is_empty() {
+            bail!("bookie {}'s server_config names no journal or ledger directory", self.members.pod(member));
+        }
+        Ok(Some(directories))
     }
 }
 
@@ -305,9 +307,35 @@ fn bookie_pods(body: &str) -> Result<BTreeSet<String>> {
     Ok(listed.keys().filter_map(|id| id.split([':', '.']).next()).map(str::to_string).collect())
 }
 
+/// The directories `keys` list in a bookie's configuration: a comma-separated
+/// string, or a list once the configuration has split it.
+fn directories_of(config: &BTreeMap<String, serde_json::Value>, keys: &[&str]) -> Vec<String> {
+    let mut directories = Vec::new();
+    for value in keys.iter().filter_map(|key| config.get(*key)) {
+        let listed: Vec<&str> = match value {
+            serde_json::Value::String(text) => text.split(',').collect(),
+            serde_json::Value::Array(items) => items.iter().filter_map(serde_json::Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        directories.extend(listed.into_iter().map(str::trim).filter(|dir| !dir.is_empty()).map(str::to_string));
+    }
+    directories
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bookies_directories_are_read_from_a_string_or_a_list() {
+        let config: BTreeMap<String, serde_json::Value> = serde_json::from_str(
+            r#"{"journalDirectories": "/pulsar/data/bookkeeper/journal",
+                "ledgerDirectories": ["/data/l0", " /data/l1"], "zkServers": "zk-cs:2181"}"#,
+        )
+        .unwrap();
+        let keys = ["journalDirectories", "journalDirectory", "ledgerDirectories"];
+        assert_eq!(directories_of(&config, &keys), ["/pulsar/data/bookkeeper/journal", "/data/l0", "/data/l1"]);
+    }
 
     #[test]
     fn bookie_ids_name_their_pods() {

@@ -5,7 +5,7 @@ use super::reach::{Endpoint, Reach};
 use super::{KeyValue, Members, Record, System, SystemKind, params};
 use crate::checks::quorum::{self, MemberState};
 use crate::suite::{Capability, Member};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::time::Duration;
@@ -54,7 +54,11 @@ impl System for ZooKeeper {
     /// `dataDir` and `dataLogDir` from the server's `conf`.
     async fn data_directories(&self, member: Member) -> Result<Option<Vec<String>>> {
         let conf = self.four_letter_word(member, "conf").await?;
-        Ok(Some(settings_of(&conf, &["dataDir", "dataLogDir"])))
+        let directories = settings_of(&conf, &["dataDir", "dataLogDir"]);
+        if directories.is_empty() {
+            bail!("{}'s answer to 'conf' names no dataDir: {conf:?}", self.reach.describe(member));
+        }
+        Ok(Some(directories))
     }
 }
 
