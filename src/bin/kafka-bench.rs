@@ -2,5 +2,5 @@
 //! the harness's Kafka client against the broker's own perf tools.
 
 fn main() -> std::process::ExitCode {
-    stateproof::runner::kafka_bench()
+    stateproof::runner::client_bench(&stateproof::runner::KafkaTools)
 }

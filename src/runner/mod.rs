@@ -14,7 +14,7 @@ mod schedule;
 mod steps;
 mod verdict;
 
-pub use bench::kafka_bench;
+pub use bench::{KafkaTools, PulsarTools, client_bench};
 pub use benchmark::bench;
 pub use harness::{Mode, main, run};
 pub use recheck::recheck;
