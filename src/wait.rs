@@ -75,6 +75,9 @@ where
 {
     let started = Instant::now();
     let mut last_progress = started;
+    // What the last look that answered saw: a look cut short by the
+    // deadline must not hide it.
+    let mut answered: Option<String> = None;
     let result = loop {
         // A hung call must not outlast the wait itself.
         let remaining = timeout.saturating_sub(started.elapsed()).max(POLL_INTERVAL);
@@ -83,9 +86,12 @@ where
             Ok(Ok(Probe::Never(why))) => {
                 break Err(Unmet::Never { what: what.to_string(), waited: started.elapsed(), why });
             }
-            Ok(Ok(Probe::Pending(seen))) => seen,
-            Ok(Err(error)) => format!("error: {error:#}"),
-            Err(_) => format!("no answer within {}s", remaining.as_secs()),
+            Ok(Ok(Probe::Pending(seen))) => answered.insert(seen).clone(),
+            Ok(Err(error)) => answered.insert(format!("error: {error:#}")).clone(),
+            Err(_) => match &answered {
+                Some(seen) => format!("{seen} (the look after it got no answer within {}s)", remaining.as_secs()),
+                None => format!("no answer within {}s", remaining.as_secs()),
+            },
         };
         if started.elapsed() >= timeout {
             break Err(Unmet::TimedOut { what: what.to_string(), waited: started.elapsed(), last_seen });
@@ -169,6 +175,25 @@ mod tests {
         assert_eq!(what, "nothing");
         assert!(last_seen.contains("connection refused"), "{last_seen}");
         assert!(waited >= Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_look_cut_short_by_the_deadline_keeps_what_the_one_before_saw() {
+        let mut calls = 0;
+        let error = until::<(), _, _>("brokers [0, 1, 2]", Duration::from_secs(3), || {
+            calls += 1;
+            let first = calls == 1;
+            async move {
+                if !first {
+                    std::future::pending::<()>().await;
+                }
+                Ok(Probe::Pending("registered brokers are [1001, 1002, 1003]".into()))
+            }
+        })
+        .await
+        .unwrap_err();
+        let Unmet::TimedOut { last_seen, .. } = error else { panic!("{error}") };
+        assert!(last_seen.starts_with("registered brokers are [1001, 1002, 1003] (the look after it"), "{last_seen}");
     }
 
     #[tokio::test(start_paused = true)]
