@@ -52,11 +52,26 @@ pub async fn delete(client: &Client, name: &str, timeout: Duration) -> Result<()
     wait::until(&format!("namespace {name} to be deleted"), timeout, || async {
         Ok(match api.get_opt(name).await? {
             None => Probe::Done(()),
-            Some(namespace) => Probe::Pending(format!("phase {:?}", namespace.status.and_then(|s| s.phase))),
+            Some(namespace) => Probe::Pending(still_terminating(&namespace)),
         })
     })
     .await?;
     Ok(())
+}
+
+/// What keeps a namespace from going: its phase, and the conditions the
+/// namespace controller sets on what remains (resources, finalizers).
+fn still_terminating(namespace: &Namespace) -> String {
+    let status = namespace.status.as_ref();
+    let phase = status.and_then(|status| status.phase.clone()).unwrap_or_else(|| "unknown".into());
+    let remaining: Vec<String> = status
+        .and_then(|status| status.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|condition| condition.status == "True")
+        .map(|condition| format!("{}: {}", condition.type_, condition.message.as_deref().unwrap_or("")))
+        .collect();
+    if remaining.is_empty() { format!("phase {phase}") } else { format!("phase {phase}; {}", remaining.join("; ")) }
 }
 
 /// Whether the namespace still exists (a deleted one may linger, terminating).
@@ -102,7 +117,25 @@ fn is_orphan(owner: &str, host: &str, alive: impl Fn(u32) -> bool) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_orphan;
+    use super::{is_orphan, still_terminating};
+    use k8s_openapi::api::core::v1::Namespace;
+
+    #[test]
+    fn a_terminating_namespace_says_what_remains() {
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "sp-x"},
+            "status": {"phase": "Terminating", "conditions": [
+                {"type": "NamespaceDeletionDiscoveryFailure", "status": "False", "message": "All resources discovered"},
+                {"type": "NamespaceContentRemaining", "status": "True",
+                 "message": "Some resources are remaining: pods. has 2 resource instances"},
+            ]}
+        }))
+        .unwrap();
+        assert_eq!(
+            still_terminating(&namespace),
+            "phase Terminating; NamespaceContentRemaining: Some resources are remaining: pods. has 2 resource instances"
+        );
+    }
 
     #[test]
     fn only_dead_owners_on_this_host_are_orphans() {
