@@ -1,7 +1,7 @@
 //! Kafka's own `kafka-producer-perf-test` and `kafka-consumer-perf-test`,
 //! run inside the first broker's container.
 
-use super::Tools;
+use super::{About, Tools};
 use crate::k8s::exec;
 use crate::runner::env::SuiteEnv;
 use crate::runner::steps::create_topic;
@@ -16,20 +16,13 @@ pub struct KafkaTools;
 
 #[async_trait]
 impl Tools for KafkaTools {
-    fn command(&self) -> &'static str {
-        "kafka-bench"
-    }
-
-    fn suite_file(&self) -> &'static str {
-        "kafka.yaml"
-    }
-
-    fn record_bytes(&self) -> usize {
-        RECORD_BYTES
-    }
-
-    fn settings(&self) -> &'static str {
-        "acks=all, idempotent"
+    fn about(&self) -> About {
+        About {
+            command: "kafka-bench",
+            suite_file: "kafka.yaml",
+            record_bytes: RECORD_BYTES,
+            settings: "acks=all, idempotent",
+        }
     }
 
     /// Three partitions, three replicas, as the suite's topics.

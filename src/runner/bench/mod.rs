@@ -26,17 +26,22 @@ pub use pulsar::PulsarTools;
 
 const READ_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// What a benchmark is called, what it deploys, and how both clients send.
+pub struct About {
+    /// The command's name, for its messages and its table.
+    pub command: &'static str,
+    /// The suite whose fixture is deployed, under `suites/`.
+    pub suite_file: &'static str,
+    /// Bytes per message, the same for both clients.
+    pub record_bytes: usize,
+    /// The delivery settings both clients use, for the table's title.
+    pub settings: &'static str,
+}
+
 /// A system's own perf tools, and how its suite's deployment is measured.
 #[async_trait]
 pub trait Tools: Sync {
-    /// The command's name, for its messages and its table.
-    fn command(&self) -> &'static str;
-    /// The suite whose fixture is deployed, under `suites/`.
-    fn suite_file(&self) -> &'static str;
-    /// Bytes per message, the same for both clients.
-    fn record_bytes(&self) -> usize;
-    /// The delivery settings both clients use, for the table's title.
-    fn settings(&self) -> &'static str;
+    fn about(&self) -> About;
     /// Makes `topic` ready for both clients.
     async fn prepare_topic(&self, env: &SuiteEnv, topic: &str) -> Result<()>;
     async fn produce(&self, env: &SuiteEnv, topic: &str, messages: u64) -> Result<f64>;
@@ -66,7 +71,7 @@ pub fn client_bench(tools: &dyn Tools) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("{}: {error:#}", tools.command());
+            eprintln!("{}: {error:#}", tools.about().command);
             std::process::ExitCode::FAILURE
         }
     }
@@ -80,7 +85,7 @@ fn parse_args(tools: &dyn Tools) -> Result<Args> {
         match flag.as_str() {
             "--messages" => args.messages = value.parse().context("--messages")?,
             "--rounds" => args.rounds = value.parse().context("--rounds")?,
-            _ => bail!("unknown argument {flag} (usage: {} [--messages N] [--rounds R])", tools.command()),
+            _ => bail!("unknown argument {flag} (usage: {} [--messages N] [--rounds R])", tools.about().command),
         }
     }
     Ok(args)
@@ -88,13 +93,15 @@ fn parse_args(tools: &dyn Tools) -> Result<Args> {
 
 async fn run(tools: &dyn Tools, args: Args) -> Result<()> {
     let settings = Settings::from_env().map_err(|why| anyhow!(why))?;
-    let file = settings.suites_dir.join(tools.suite_file());
+    let file = settings.suites_dir.join(tools.about().suite_file);
     let loaded = suite::load(&file, &settings, None).map_err(|error| anyhow!("{error}"))?;
     let forged = Forged::ask(&settings).await?;
     let cluster = Arc::new(Cluster::provide(&settings, &loaded.suite.cluster, &forged).await?);
     let run_id = format!("bench-{}", std::process::id());
     let outcome = match SuiteEnv::prepare(&loaded, cluster.clone(), &run_id).await? {
-        Readiness::Unavailable(why) => Err(anyhow!("the fixture of {} cannot run here: {why}", tools.suite_file())),
+        Readiness::Unavailable(why) => {
+            Err(anyhow!("the fixture of {} cannot run here: {why}", tools.about().suite_file))
+        }
         Readiness::Ready(env) => {
             let measured = measure(tools, &env, &args).await;
             let torn_down = env.teardown(settings.keep).await;
@@ -108,7 +115,7 @@ async fn run(tools: &dyn Tools, args: Args) -> Result<()> {
 async fn measure(tools: &dyn Tools, env: &SuiteEnv, args: &Args) -> Result<()> {
     env.deploy().await?;
     let log = env.system.log().context("the suite's adapter has no log")?;
-    let command = tools.command();
+    let command = tools.about().command;
     let mut rates = Rates::default();
     for round in 1..=args.rounds {
         eprintln!("{command}: round {round}/{}: {} messages each way", args.rounds, args.messages);
@@ -184,11 +191,11 @@ fn report(tools: &dyn Tools, rates: &Rates, args: &Args) -> String {
     [
         format!(
             "{}: medians of {} rounds of {} messages ({} bytes each), {}",
-            tools.command(),
+            tools.about().command,
             args.rounds,
             args.messages,
-            tools.record_bytes(),
-            tools.settings()
+            tools.about().record_bytes,
+            tools.about().settings
         ),
         format!("{:<8} {:>14} {:>14} {:>7}", "", "harness msg/s", "tools msg/s", "ratio"),
         row("produce", &rates.harness_produce, &rates.tool_produce),

@@ -2,7 +2,7 @@
 //! the broker's container, with the harness client's settings: no batching,
 //! 1000 sends in flight, messages of the harness's size.
 
-use super::{Tools, in_pod};
+use super::{About, Tools, in_pod};
 use crate::runner::env::SuiteEnv;
 use anyhow::{Context, Result};
 use async_trait::async_trait;
@@ -18,20 +18,13 @@ pub struct PulsarTools;
 
 #[async_trait]
 impl Tools for PulsarTools {
-    fn command(&self) -> &'static str {
-        "pulsar-bench"
-    }
-
-    fn suite_file(&self) -> &'static str {
-        "pulsar-bookies.yaml"
-    }
-
-    fn record_bytes(&self) -> usize {
-        RECORD_BYTES
-    }
-
-    fn settings(&self) -> &'static str {
-        "persistent, unbatched, 1000 in flight, the suite's quorums"
+    fn about(&self) -> About {
+        About {
+            command: "pulsar-bench",
+            suite_file: "pulsar-bookies.yaml",
+            record_bytes: RECORD_BYTES,
+            settings: "persistent, unbatched, 1000 in flight, the suite's quorums",
+        }
     }
 
     /// The broker creates a topic on first use, for either client.
