@@ -10,7 +10,9 @@ use std::time::Duration;
 /// How long the scheduler must have refused a pod before that is taken as
 /// permanent (it retries when volumes or nodes change).
 pub const UNSCHEDULABLE_FOR: Duration = Duration::from_secs(30);
-/// Restarts after which a crash loop is taken as permanent.
+/// Restarts during one wait after which a crash loop is taken as permanent.
+/// Restarts from before the wait do not count: a broker that crashed while
+/// its node was down, or while ZooKeeper started, may well come up now.
 pub const CRASH_LOOP_RESTARTS: i32 = 4;
 
 /// One line on what a member's pod is doing.
@@ -49,9 +51,16 @@ fn unscheduled_condition(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::PodCo
 }
 
 /// Why the member will not come up by waiting, if it will not: refused by
-/// the scheduler for `UNSCHEDULABLE_FOR`, or crash looping after
-/// `CRASH_LOOP_RESTARTS` restarts. `now` is the wall clock.
-pub fn permanent(name: &str, pod: &Pod, container: &str, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+/// the scheduler for `UNSCHEDULABLE_FOR`, or crash looping with
+/// `CRASH_LOOP_RESTARTS` restarts more than `restarts_before` (its count when
+/// the wait began). `now` is the wall clock.
+pub fn permanent(
+    name: &str,
+    pod: &Pod,
+    container: &str,
+    restarts_before: i32,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
     if let Some(condition) = unscheduled_condition(pod) {
         let since = condition.last_transition_time.as_ref().map(|time| time.0.as_millisecond())?;
         let refused_for = Duration::from_millis(u64::try_from(now.timestamp_millis() - since).unwrap_or(0));
@@ -64,12 +73,12 @@ pub fn permanent(name: &str, pod: &Pod, container: &str, now: chrono::DateTime<c
         });
     }
     let restarts = restart_count(pod, container);
-    (waiting_reason(pod, container).as_deref() == Some("CrashLoopBackOff") && restarts >= CRASH_LOOP_RESTARTS).then(
-        || {
-            let (reason, code) = last_termination(pod, container).unwrap_or_else(|| ("?".into(), 0));
-            format!("{name} is crash looping: {restarts} restarts, the last one {reason} (exit code {code})")
-        },
-    )
+    let looping = waiting_reason(pod, container).as_deref() == Some("CrashLoopBackOff");
+    (looping && restarts - restarts_before >= CRASH_LOOP_RESTARTS).then(|| {
+        let (reason, code) = last_termination(pod, container).unwrap_or_else(|| ("?".into(), 0));
+        let during = restarts - restarts_before;
+        format!("{name} is crash looping: {restarts} restarts ({during} while waiting), the last one {reason} (exit code {code})")
+    })
 }
 
 fn container_status<'a>(pod: &'a Pod, container: &str) -> Option<&'a k8s_openapi::api::core::v1::ContainerStatus> {
@@ -130,17 +139,24 @@ mod tests {
     #[test]
     fn refused_by_the_scheduler_for_half_a_minute_is_permanent() {
         let pending = refused("2026-11-26T10:00:00Z");
-        assert_eq!(permanent("bookie-2", &pending, "bookie", at("2026-11-26T10:00:20Z")), None);
-        let why = permanent("bookie-2", &pending, "bookie", at("2026-11-26T10:00:31Z")).unwrap();
+        assert_eq!(permanent("bookie-2", &pending, "bookie", 0, at("2026-11-26T10:00:20Z")), None);
+        let why = permanent("bookie-2", &pending, "bookie", 0, at("2026-11-26T10:00:31Z")).unwrap();
         assert_eq!(why, "bookie-2 has been unschedulable for 31s: 0/5 nodes are available");
     }
 
     #[test]
-    fn a_crash_loop_is_permanent_after_four_restarts() {
+    fn a_crash_loop_is_permanent_after_four_restarts_while_waiting() {
         let now = at("2026-11-26T10:00:00Z");
-        assert_eq!(permanent("bookie-1", &crashing(2), "bookie", now), None);
-        let why = permanent("bookie-1", &crashing(4), "bookie", now).unwrap();
-        assert_eq!(why, "bookie-1 is crash looping: 4 restarts, the last one Error (exit code 1)");
+        assert_eq!(permanent("bookie-1", &crashing(2), "bookie", 0, now), None);
+        let why = permanent("bookie-1", &crashing(4), "bookie", 0, now).unwrap();
+        assert_eq!(why, "bookie-1 is crash looping: 4 restarts (4 while waiting), the last one Error (exit code 1)");
+    }
+
+    #[test]
+    fn restarts_from_before_the_wait_do_not_make_a_crash_loop_permanent() {
+        let now = at("2026-11-26T10:00:00Z");
+        assert_eq!(permanent("kafka-1", &crashing(5), "bookie", 3, now), None);
+        assert!(permanent("kafka-1", &crashing(7), "bookie", 3, now).is_some());
     }
 
     #[test]

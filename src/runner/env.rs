@@ -18,6 +18,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams};
 use rand::Rng;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -171,6 +172,8 @@ impl SuiteEnv {
     /// failure says what each member does.
     pub async fn wait_rolled_out(&self, timeout: Duration) -> Result<()> {
         let name = &self.suite.members.statefulset;
+        let container = &self.suite.members.container;
+        let restarts_before = self.restart_counts().await?;
         let changes = self.observer.changes();
         let waited = wait::until_changed(&format!("StatefulSet {name} to roll out"), timeout, changes, || async {
             let Some(set) = self.sets.get_opt(name).await? else { return Ok(Probe::Pending("does not exist".into())) };
@@ -178,9 +181,9 @@ impl SuiteEnv {
             let now = chrono::Utc::now();
             for member in self.ordinals().await? {
                 let pod = self.members.pod(member);
-                let found = self.members.pods.get_opt(&pod).await?;
-                let container = &self.suite.members.container;
-                if let Some(why) = found.and_then(|found| members::permanent(&pod, &found, container, now)) {
+                let Some(found) = self.members.pods.get_opt(&pod).await? else { continue };
+                let before = found.metadata.uid.as_ref().and_then(|uid| restarts_before.get(uid)).copied();
+                if let Some(why) = members::permanent(&pod, &found, container, before.unwrap_or(0), now) {
                     return Ok(Probe::Never(why));
                 }
             }
@@ -191,6 +194,22 @@ impl SuiteEnv {
             Ok(()) => Ok(()),
             Err(unmet) => bail!("{unmet}\n{}", self.members_report().await?),
         }
+    }
+
+    /// Each member pod's restart count, by pod UID (none before the
+    /// StatefulSet exists): a pod created later starts from zero.
+    async fn restart_counts(&self) -> Result<HashMap<String, i32>> {
+        let mut counts = HashMap::new();
+        if self.sets.get_opt(&self.suite.members.statefulset).await?.is_none() {
+            return Ok(counts);
+        }
+        for member in self.ordinals().await? {
+            let Some(pod) = self.members.pods.get_opt(&self.members.pod(member)).await? else { continue };
+            if let Some(uid) = pod.metadata.uid.clone() {
+                counts.insert(uid, restart_count(&pod, &self.suite.members.container));
+            }
+        }
+        Ok(counts)
     }
 
     /// What each member is doing, with the previous logs of those restarted.
