@@ -102,12 +102,29 @@ fn own_usage() -> (f64, f64) {
         usage
     };
     let seconds = |time: libc::timeval| time.tv_sec as f64 + time.tv_usec as f64 / 1e6;
-    (seconds(usage.ru_utime) + seconds(usage.ru_stime), usage.ru_maxrss as f64 / 1024.0)
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak_kib = peak_resident_kib(&status).unwrap_or(usage.ru_maxrss as u64);
+    (seconds(usage.ru_utime) + seconds(usage.ru_stime), peak_kib as f64 / 1024.0)
+}
+
+/// The peak resident memory of this program's own address space (VmHWM).
+/// Not getrusage's ru_maxrss: Linux carries that across exec, so under
+/// `cargo test` it reports cargo's own size when it forked the harness.
+fn peak_resident_kib(proc_status: &str) -> Option<u64> {
+    let line = proc_status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_peak_is_read_from_the_address_spaces_high_water_mark() {
+        let status = "Name:\te2e\nVmPeak:\t 2097152 kB\nVmHWM:\t   49432 kB\nVmRSS:\t   47100 kB\n";
+        assert_eq!(peak_resident_kib(status), Some(49432));
+        assert_eq!(peak_resident_kib("Name:\te2e\n"), None);
+    }
 
     #[test]
     fn a_suites_figures_sum_its_tests() {
