@@ -141,13 +141,9 @@ impl SuiteEnv {
         Applier::new(self.cluster.client.clone(), &self.namespace).apply(&self.manifests).await
     }
 
-    /// The members as the StatefulSet has them now: its ordinals, from its
-    /// start ordinal (`spec.ordinals.start`, 0 by default).
+    /// The members as the StatefulSet has them now.
     pub async fn ordinals(&self) -> Result<Vec<Member>> {
-        let spec = self.sets.get(&self.suite.members.statefulset).await?.spec.unwrap_or_default();
-        let start = spec.ordinals.and_then(|ordinals| ordinals.start).unwrap_or(0).max(0) as u32;
-        let replicas = spec.replicas.unwrap_or(1).max(0) as u32;
-        Ok((start..start + replicas).collect())
+        Ok(ordinals_of(&self.sets.get(&self.suite.members.statefulset).await?))
     }
 
     /// The StatefulSet is rolled out and the system itself reports health.
@@ -179,7 +175,7 @@ impl SuiteEnv {
             let Some(set) = self.sets.get_opt(name).await? else { return Ok(Probe::Pending("does not exist".into())) };
             let Err(missing) = statefulset_rolled_out(&set) else { return Ok(Probe::Done(())) };
             let now = chrono::Utc::now();
-            for member in self.ordinals().await? {
+            for member in ordinals_of(&set) {
                 let pod = self.members.pod(member);
                 let Some(found) = self.members.pods.get_opt(&pod).await? else { continue };
                 let before = found.metadata.uid.as_ref().and_then(|uid| restarts_before.get(uid)).copied();
@@ -200,10 +196,8 @@ impl SuiteEnv {
     /// StatefulSet exists): a pod created later starts from zero.
     async fn restart_counts(&self) -> Result<HashMap<String, i32>> {
         let mut counts = HashMap::new();
-        if self.sets.get_opt(&self.suite.members.statefulset).await?.is_none() {
-            return Ok(counts);
-        }
-        for member in self.ordinals().await? {
+        let Some(set) = self.sets.get_opt(&self.suite.members.statefulset).await? else { return Ok(counts) };
+        for member in ordinals_of(&set) {
             let Some(pod) = self.members.pods.get_opt(&self.members.pod(member)).await? else { continue };
             if let Some(uid) = pod.metadata.uid.clone() {
                 counts.insert(uid, restart_count(&pod, &self.suite.members.container));
@@ -262,6 +256,15 @@ impl SuiteEnv {
 
 fn indent(text: &str) -> String {
     text.lines().map(|line| format!("    {line}")).collect::<Vec<_>>().join("\n")
+}
+
+/// A StatefulSet's members: its ordinals, from its start ordinal
+/// (`spec.ordinals.start`, 0 by default).
+fn ordinals_of(set: &StatefulSet) -> Vec<Member> {
+    let spec = set.spec.clone().unwrap_or_default();
+    let start = spec.ordinals.and_then(|ordinals| ordinals.start).unwrap_or(0).max(0) as u32;
+    let replicas = spec.replicas.unwrap_or(1).max(0) as u32;
+    (start..start + replicas).collect()
 }
 
 /// `sp-<suite>-<5 letters>`: letters only, because some systems derive peer
