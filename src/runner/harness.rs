@@ -7,7 +7,8 @@
 
 use super::env::{Readiness, SuiteEnv};
 use super::finish;
-use super::schedule::{Admission, ClusterGate, memory_requested};
+use super::gate::{Access, ClusterGate};
+use super::schedule::{Admission, memory_requested};
 use super::steps::TestRun;
 use super::verdict;
 use crate::cluster::Cluster;
@@ -326,17 +327,21 @@ fn start(shared: &Arc<Shared>, plan: Plan) -> tokio::task::JoinHandle<()> {
 async fn run_suite(shared: Arc<Shared>, suite_index: usize, tests: Vec<(usize, Report)>) {
     let slot = &shared.suites[suite_index];
     let weight = memory_requested(&slot.loaded.fixture.manifests);
-    let _admitted = shared.admission.admit(weight).await;
-    let admitted = Instant::now();
+    let mut admitted = shared.admission.admit(weight).await;
+    let admitted_at = Instant::now();
     // A chained suite's state lives between its tests: another suite's node
     // fault in between (a stopped node loses its tmpfs volumes, restarts
     // its pods) would break the next test. It holds its pass from its first
     // test to its teardown, unless a test of its own stops nodes.
     let whole_suite =
         slot.loaded.suite.chained && slot.loaded.suite.tests.iter().all(|test| test.disrupts == Disruption::Suite);
-    let held = if whole_suite { Some(shared.gate.enter(Disruption::Suite).await) } else { None };
+    let held = if whole_suite { Some(shared.gate.enter(Access::Chain).await) } else { None };
     let mut failed_before: Option<String> = None;
     for (test_index, report) in tests {
+        match slot.loaded.suite.tests[test_index].disrupts {
+            Disruption::Nodes => admitted.step_aside(),
+            Disruption::Suite => admitted.come_back().await,
+        }
         let blocker = failed_before.as_deref().filter(|_| slot.loaded.suite.chained);
         let (outcome, failed) = run_test(&shared, slot, test_index, blocker, held.is_some()).await;
         if failed && failed_before.is_none() {
@@ -348,10 +353,10 @@ async fn run_suite(shared: Arc<Shared>, suite_index: usize, tests: Vec<(usize, R
     // directories on them could not be removed.
     let _pass = match held {
         Some(pass) => pass,
-        None => shared.gate.enter(Disruption::Suite).await,
+        None => shared.gate.enter(Access::Shared).await,
     };
     finish::finish_suite(&shared, slot).await;
-    shared.suite_walls.lock().unwrap().push((slot.loaded.label(), admitted.elapsed()));
+    shared.suite_walls.lock().unwrap().push((slot.loaded.label(), admitted_at.elapsed()));
 }
 
 fn unmatched_filter(args: &Arguments, trials: &[Trial]) -> Option<String> {
@@ -401,7 +406,7 @@ async fn run_test(
     let spec = &slot.loaded.suite.tests[test_index];
     let label = format!("{}::{}", slot.loaded.label(), spec.name);
     let attempt = wait::measured(async {
-        let _pass = if suite_holds_pass { None } else { Some(shared.gate.enter(spec.disrupts).await) };
+        let _pass = if suite_holds_pass { None } else { Some(shared.gate.enter(spec.disrupts.into()).await) };
         // The test's time starts once it may run, not while it queues.
         let started = Instant::now();
         let entry = (slot.loaded.label(), slot.loaded.file.clone(), started);

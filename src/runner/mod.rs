@@ -6,6 +6,7 @@ mod bench;
 mod benchmark;
 mod env;
 mod finish;
+mod gate;
 mod harness;
 mod observer;
 mod recheck;

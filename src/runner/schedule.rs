@@ -1,32 +1,10 @@
-//! Who may run at the same time. Suites run side by side, each in its own
-//! namespace, as many as the admission lets in (a bound on suites at once,
-//! and on the memory their pods request); the tests of one suite share its
-//! fixture and run one after another; a test that stops or drains nodes
-//! runs alone.
+//! How many suites run at once: a bound on suites running shared tests, and
+//! on the memory their deployed pods request. The tests of one suite share
+//! its fixture and run one after another; who may use the cluster at the
+//! same time is the gate's (`gate.rs`).
 
 use crate::k8s::apply::Manifest;
-use crate::suite::Disruption;
-use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, Semaphore, SemaphorePermit};
-
-#[derive(Default)]
-pub struct ClusterGate {
-    lock: RwLock<()>,
-}
-
-/// Held for as long as the test runs; dropping it lets others in.
-pub struct Pass<'a> {
-    _shared: Option<RwLockReadGuard<'a, ()>>,
-    _exclusive: Option<RwLockWriteGuard<'a, ()>>,
-}
-
-impl ClusterGate {
-    pub async fn enter(&self, disruption: Disruption) -> Pass<'_> {
-        match disruption {
-            Disruption::Suite => Pass { _shared: Some(self.lock.read().await), _exclusive: None },
-            Disruption::Nodes => Pass { _shared: None, _exclusive: Some(self.lock.write().await) },
-        }
-    }
-}
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// How many suites may be deployed at once, and how much memory (MiB) their
 /// pods may request together.
@@ -38,8 +16,25 @@ pub struct Admission {
 
 /// Held by a suite from its setup to its teardown.
 pub struct Admitted<'a> {
-    _suite: SemaphorePermit<'a>,
+    admission: &'a Admission,
+    suite: Option<SemaphorePermit<'a>>,
     _memory: SemaphorePermit<'a>,
+}
+
+impl Admitted<'_> {
+    /// A suite waiting for a window alone on the cluster (its next test
+    /// stops or drains nodes) does not count among those running: another
+    /// may come in and work meanwhile. Its pods stay, and so does their memory.
+    pub fn step_aside(&mut self) {
+        self.suite = None;
+    }
+
+    /// Counts again among the suites running, once there is room.
+    pub async fn come_back(&mut self) {
+        if self.suite.is_none() {
+            self.suite = Some(self.admission.suites.acquire().await.expect("the admission is never closed"));
+        }
+    }
 }
 
 impl Admission {
@@ -56,7 +51,7 @@ impl Admission {
     pub async fn admit(&self, memory_mib: u32) -> Admitted<'_> {
         let suite = self.suites.acquire().await.expect("the admission is never closed");
         let memory = self.memory.acquire_many(memory_mib.clamp(1, self.budget.max(1))).await.expect("never closed");
-        Admitted { _suite: suite, _memory: memory }
+        Admitted { admission: self, suite: Some(suite), _memory: memory }
     }
 }
 
@@ -106,5 +101,20 @@ mod tests {
         drop(second);
         let huge = tokio::time::timeout(std::time::Duration::from_millis(50), admission.admit(5000)).await;
         assert!(huge.is_ok(), "alone, a suite larger than the budget runs");
+    }
+
+    #[tokio::test]
+    async fn a_suite_that_steps_aside_lets_another_in_until_it_comes_back() {
+        let admission = Admission::new(1, 1000);
+        let mut first = admission.admit(100).await;
+        let blocked = tokio::time::timeout(std::time::Duration::from_millis(50), admission.admit(100)).await;
+        assert!(blocked.is_err(), "one suite at a time");
+        first.step_aside();
+        let second = tokio::time::timeout(std::time::Duration::from_millis(50), admission.admit(100)).await;
+        let second = second.expect("the first stepped aside");
+        let back = tokio::time::timeout(std::time::Duration::from_millis(50), first.come_back()).await;
+        assert!(back.is_err(), "the second runs now");
+        drop(second);
+        first.come_back().await;
     }
 }
