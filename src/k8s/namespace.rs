@@ -4,7 +4,7 @@
 use super::{MANAGED_BY, RUN_LABEL};
 use crate::wait::{self, Probe};
 use anyhow::{Context, Result};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
 use std::collections::BTreeMap;
@@ -48,6 +48,16 @@ pub async fn delete(client: &Client, name: &str, timeout: Duration) -> Result<()
         Ok(_) => {}
         Err(kube::Error::Api(response)) if response.code == 404 => return Ok(()),
         Err(error) => return Err(error).with_context(|| format!("deleting namespace {name}")),
+    }
+    // The verdicts are in: nothing is gained by the pods' graceful
+    // shutdown, and a broker's can hold its claims for a minute and more.
+    // A terminating namespace takes no new pods.
+    let pods = Api::<Pod>::namespaced(client.clone(), name);
+    let now = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::background() };
+    match pods.delete_collection(&now, &ListParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(response)) if response.code == 404 => {}
+        Err(error) => return Err(error).with_context(|| format!("deleting the pods of namespace {name}")),
     }
     wait::until(&format!("namespace {name} to be deleted"), timeout, || async {
         Ok(match api.get_opt(name).await? {

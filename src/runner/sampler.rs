@@ -57,9 +57,19 @@ async fn take(env: &SuiteEnv, bookies: &dyn Bookies, previous: Option<&Sample>) 
         .map(|bookie| BookieSample { ordinal: bookie.member, writable: bookie.writable, usage: bookie.usage() })
         .collect();
     // ZooKeeper or a bookie may not answer for a moment: keep what was known.
-    let cookies = cookies.unwrap_or_else(|_| previous.map(|sample| sample.cookies.clone()).unwrap_or_default());
-    let ledgers = ledgers.unwrap_or_else(|_| previous.map(|sample| sample.ledgers.clone()).unwrap_or_default());
+    // Never known, they are no sample: an empty default would let a check
+    // that cookies and ledgers go pass without ever having seen one.
+    let cookies = or_known(cookies, previous.map(|sample| &sample.cookies)).context("the bookies' cookies")?;
+    let ledgers = or_known(ledgers, previous.map(|sample| &sample.ledgers)).context("the ledgers' bookies")?;
     Ok(Sample { at, replicas, pods, bookies: bookie_samples, claims, cookies, ledgers })
+}
+
+fn or_known<T: Clone>(answer: Result<T>, known: Option<&T>) -> Result<T> {
+    match (answer, known) {
+        (Ok(answer), _) => Ok(answer),
+        (Err(_), Some(known)) => Ok(known.clone()),
+        (Err(error), None) => Err(error),
+    }
 }
 
 fn pod_sample(env: &SuiteEnv, pod: &Pod) -> Option<PodSample> {
@@ -71,4 +81,17 @@ fn pod_sample(env: &SuiteEnv, pod: &Pod) -> Option<PodSample> {
         .and_then(|condition| condition.last_transition_time.as_ref())
         .map(|time| time.0.as_millisecond());
     Some(PodSample { name, ordinal, ready_since, terminating: pod.metadata.deletion_timestamp.is_some() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::or_known;
+
+    #[test]
+    fn an_answer_never_had_is_an_error_not_an_empty_set() {
+        let failed = || Err::<Vec<u32>, _>(anyhow::anyhow!("no ZooKeeper session"));
+        assert!(or_known(failed(), None).is_err());
+        assert_eq!(or_known(failed(), Some(&vec![9])).unwrap(), vec![9]);
+        assert_eq!(or_known(Ok(vec![10]), Some(&vec![9])).unwrap(), vec![10]);
+    }
 }
