@@ -1,7 +1,11 @@
-//! The one way stateproof runs a host program (kind, docker, the forge).
+//! The one way stateproof runs a host program (kind, docker, the forge, an
+//! operator beside the cluster).
 
 use anyhow::{Context, Result, bail};
+use std::ffi::OsStr;
+use std::path::Path;
 use std::process::Stdio;
+use std::time::Duration;
 use tokio::process::Command;
 
 /// Runs `program args` and returns its standard output. A non-zero exit is an
@@ -55,6 +59,46 @@ pub async fn succeeds(program: &str, args: &[&str]) -> bool {
 }
 
 /// The last `lines` lines of `text`, for error messages.
+/// A program that runs beside the harness until stopped (an operator).
+pub struct Background {
+    child: tokio::process::Child,
+}
+
+/// Starts `program args` with `env` added, its output appended to `log`. It
+/// dies with the harness, even when an interrupt ends it without clean-up.
+pub fn background(program: &Path, args: &[&OsStr], env: &[(String, String)], log: &Path) -> Result<Background> {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let output = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let mut command = Command::new(program);
+    command.args(args).envs(env.iter().cloned()).stdin(Stdio::null()).stdout(output.try_clone()?).stderr(output);
+    command.kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe, as pre_exec requires.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let child = command.spawn().with_context(|| format!("starting {}", program.display()))?;
+    Ok(Background { child })
+}
+
+impl Background {
+    /// SIGTERM, then SIGKILL if it has not ended `within`.
+    pub async fn stop(mut self, within: Duration) -> Result<()> {
+        if let Some(pid) = self.child.id().and_then(|pid| i32::try_from(pid).ok()) {
+            // SAFETY: a plain kill(2) of our own child.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        if tokio::time::timeout(within, self.child.wait()).await.is_err() {
+            self.child.kill().await.context("killing it after SIGTERM")?;
+        }
+        Ok(())
+    }
+}
+
 pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.trim_end().lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")

@@ -4,11 +4,14 @@
 # JRE. Both images share one jar layer (images/pulsar-lib): the bookies run the
 # very BookKeeper the brokers' client is, and the layer is stored and pulled
 # once. Each adds images/<name>/Dockerfile's launcher layer (cheap to rebuild).
+# A third, on the bookies' image, lays the same jars out as Pulsar's own image
+# does, for operators written against it (KAAP; images/pulsar-layout).
 
 PULSAR_IMAGE=stateproof/pulsar:${PULSAR_VERSION%.*}
 BOOKKEEPER_IMAGE=stateproof/bookkeeper:${BOOKKEEPER_VERSION%.*}
+PULSAR_LAYOUT_IMAGE=stateproof/pulsar-layout:${PULSAR_VERSION%.*}
 # shellcheck disable=SC2034 # listed by workload_images (workloads.sh)
-PULSAR_IMAGES=("$BOOKKEEPER_IMAGE" "$PULSAR_IMAGE")
+PULSAR_IMAGES=("$BOOKKEEPER_IMAGE" "$PULSAR_IMAGE" "$PULSAR_LAYOUT_IMAGE")
 # curl: the probes ask the servers' HTTP endpoints.
 PULSAR_PACKAGES=$JRE_DEBIAN_PACKAGE,bash,procps,hostname,curl
 
@@ -35,6 +38,7 @@ stage_pulsar() {
   fi
   pulsar_launcher_image bookkeeper "$BOOKKEEPER_IMAGE" "$lib_image" "$lib_key"
   pulsar_launcher_image pulsar "$PULSAR_IMAGE" "$lib_image" "$lib_key"
+  pulsar_launcher_image pulsar-layout "$PULSAR_LAYOUT_IMAGE" "$BOOKKEEPER_IMAGE" "$(launcher_key bookkeeper "$lib_key")"
 }
 
 pulsar_lib_sources() {
@@ -43,17 +47,21 @@ pulsar_lib_sources() {
     "(images/pulsar/pom.xml)"
 }
 
-# One of the two thin images, from images/<name>/Dockerfile on the jar
-# image: $1 the images/ folder, $2 tag, $3/$4 the jar image and its key.
+# One of the thin images, from images/<name>/Dockerfile on the image beneath
+# it: $1 the images/ folder, $2 tag, $3/$4 the image beneath and its key.
 pulsar_launcher_image() {
   local name=$1 tag=$2 lib_image=$3 lib_key=$4 key
-  key=$(cache_key "$name" "$lib_key" "$REPO_DIR/images/$name" "$FORGE_DIR/pulsar.sh")
+  key=$(launcher_key "$name" "$lib_key")
   if ! image_is_current "$tag" "$key"; then
     build_image "$tag" "$REPO_DIR/images/$name" "$key" \
       "debian $DEBIAN_SUITE ($PULSAR_PACKAGES) from $DEBIAN_MIRROR; $(pulsar_lib_sources); images/$name" \
       --build-arg "LIB=$lib_image"
   fi
   publish_image "$tag"
+}
+
+launcher_key() {
+  cache_key "$1" "$2" "$REPO_DIR/images/$1" "$FORGE_DIR/pulsar.sh"
 }
 
 # The pom takes BookKeeper's version from Pulsar's own pom; a pin that

@@ -42,7 +42,7 @@ pub struct BookieSample {
 }
 
 /// The invariants a test asks for; each `None` is not checked.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Invariants {
     /// `spec.replicas` never above this (scaleUpMaxLimit).
@@ -59,6 +59,10 @@ pub struct Invariants {
     /// it of the last (no flapping).
     #[serde(default, with = "humantime_serde")]
     pub settled_for: Option<std::time::Duration>,
+    /// A change within the window is a known defect of the system under
+    /// test, which this names: a finding, not a failure (flapping still fails).
+    #[serde(default)]
+    pub unsettled_is_known: Option<String>,
     /// Every scale-down decommissioned its victim first: the highest
     /// ordinal; read-only before the StatefulSet shrank; named by no ledger
     /// when its pod went; its claims deleted only after its pod; its cookie
@@ -82,6 +86,9 @@ impl fmt::Display for Invariants {
         if let Some(window) = self.settled_for {
             kept.push(format!("changes only after {} settled", humantime::format_duration(window)));
         }
+        if let Some(defect) = &self.unsettled_is_known {
+            kept.push(format!("(an unsettled change is a known defect: {defect})"));
+        }
         if self.safe_decommission {
             kept.push("every victim decommissioned first".into());
         }
@@ -95,13 +102,25 @@ pub struct Broken {
     pub sample: usize,
     pub at: Millis,
     pub why: String,
+    /// The known defect this is, when the test names it: a finding.
+    pub known_defect: Option<String>,
+}
+
+impl Broken {
+    fn new(sample: usize, at: Millis, why: String) -> Self {
+        Broken { sample, at, why, known_defect: None }
+    }
 }
 
 impl fmt::Display for Broken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let time = chrono::DateTime::from_timestamp_millis(self.at)
             .map_or_else(|| self.at.to_string(), |at| at.format("%H:%M:%S%.3f").to_string());
-        write!(f, "sample {} at {time}: {}", self.sample + 1, self.why)
+        write!(f, "sample {} at {time}: {}", self.sample + 1, self.why)?;
+        match &self.known_defect {
+            Some(defect) => write!(f, " (the known defect: {defect})"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -144,7 +163,10 @@ fn judge(samples: &[Sample], invariants: &Invariants, series: Series) -> Vec<Bro
         }));
     }
     if let Some(window) = invariants.settled_for {
-        broken.extend(unsettled_change(samples, window.as_millis() as Millis));
+        let unsettled = unsettled_change(samples, window.as_millis() as Millis);
+        broken.extend(
+            unsettled.map(|unsettled| Broken { known_defect: invariants.unsettled_is_known.clone(), ..unsettled }),
+        );
         broken.extend(flapping(samples, window.as_millis() as Millis));
     }
     if invariants.safe_decommission {
@@ -157,7 +179,7 @@ fn judge(samples: &[Sample], invariants: &Invariants, series: Series) -> Vec<Bro
 fn first(samples: &[Sample], broke: impl Fn(Option<&Sample>, &Sample) -> Option<String>) -> Option<Broken> {
     samples.iter().enumerate().find_map(|(index, sample)| {
         let before = index.checked_sub(1).map(|before| &samples[before]);
-        broke(before, sample).map(|why| Broken { sample: index, at: sample.at, why })
+        broke(before, sample).map(|why| Broken::new(index, sample.at, why))
     })
 }
 
@@ -200,7 +222,7 @@ fn flapping(samples: &[Sample], window: Millis) -> Option<Broken> {
                 (pair[1].at - at) as f64 / 1000.0,
                 window as f64 / 1000.0
             );
-            return Some(Broken { sample: index + 1, at: pair[1].at, why });
+            return Some(Broken::new(index + 1, pair[1].at, why));
         }
         last = Some((pair[1].at, change));
     }
@@ -234,7 +256,7 @@ fn unsafe_decommission(samples: &[Sample], series: Series) -> Option<Broken> {
                 "the StatefulSet shrank while its victim {} (the highest ordinal) was still writable{instead}",
                 victim.name
             );
-            return Some(Broken { sample: shrink, at: after.at, why });
+            return Some(Broken::new(shrink, after.at, why));
         }
         let later = &samples[shrink..];
         if let Some(gone) = later.iter().position(|sample| sample.pods.iter().all(|pod| pod.name != victim.name)) {
@@ -247,7 +269,7 @@ fn unsafe_decommission(samples: &[Sample], series: Series) -> Option<Broken> {
                 .collect();
             if !named.is_empty() {
                 let why = format!("{} was gone while ledgers {} still named it", victim.name, named.join(", "));
-                return Some(Broken { sample: shrink + gone, at: sample.at, why });
+                return Some(Broken::new(shrink + gone, sample.at, why));
             }
         }
         let claims_of =
@@ -255,7 +277,7 @@ fn unsafe_decommission(samples: &[Sample], series: Series) -> Option<Broken> {
         let pod_of = |sample: &Sample| sample.pods.iter().any(|pod| pod.name == victim.name);
         if let Some(early) = samples[index..].iter().position(|sample| !claims_of(sample) && pod_of(sample)) {
             let why = format!("the claims of {} were deleted while its pod still existed", victim.name);
-            return Some(Broken { sample: index + early, at: samples[index + early].at, why });
+            return Some(Broken::new(index + early, samples[index + early].at, why));
         }
         if series == Series::CutShort {
             continue;
@@ -263,11 +285,11 @@ fn unsafe_decommission(samples: &[Sample], series: Series) -> Option<Broken> {
         let last = samples.last()?;
         if claims_of(last) && !pod_of(last) {
             let why = format!("the claims of {} were still there at the end, its pod gone", victim.name);
-            return Some(Broken { sample: samples.len() - 1, at: last.at, why });
+            return Some(Broken::new(samples.len() - 1, last.at, why));
         }
         if last.cookies.contains(&victim.name) {
             let why = format!("the cookie of {} was still there at the end", victim.name);
-            return Some(Broken { sample: samples.len() - 1, at: last.at, why });
+            return Some(Broken::new(samples.len() - 1, last.at, why));
         }
     }
     None

@@ -28,7 +28,8 @@ pub struct Cluster {
 
 enum Provider {
     Kind(kind::KindCluster),
-    Kubeconfig,
+    /// Its file, unless the default.
+    Kubeconfig(Option<PathBuf>),
 }
 
 impl Cluster {
@@ -68,7 +69,7 @@ impl Cluster {
                     forged,
                     literal_client: clients.literal,
                     description,
-                    provider: Provider::Kubeconfig,
+                    provider: Provider::Kubeconfig(path.clone()),
                 })
             }
         }
@@ -77,7 +78,18 @@ impl Cluster {
     fn kind(&self, what: &str) -> Result<&kind::KindCluster> {
         match &self.provider {
             Provider::Kind(cluster) => Ok(cluster),
-            Provider::Kubeconfig => bail!("{what} needs the kind provider: {} is not a kind cluster", self.description),
+            Provider::Kubeconfig(_) => {
+                bail!("{what} needs the kind provider: {} is not a kind cluster", self.description)
+            }
+        }
+    }
+
+    /// The kubeconfig that reaches this cluster, for programs run beside the
+    /// harness; none for the default one.
+    pub fn kubeconfig(&self) -> Option<&std::path::Path> {
+        match &self.provider {
+            Provider::Kind(cluster) => Some(&cluster.kubeconfig),
+            Provider::Kubeconfig(path) => path.as_deref(),
         }
     }
 
@@ -87,7 +99,7 @@ impl Cluster {
     pub async fn provide_images(&self, images: &[String], external: &BTreeMap<String, String>) -> Result<Vec<String>> {
         match &self.provider {
             Provider::Kind(cluster) => cluster.load_images(images, external, &self.forged).await,
-            Provider::Kubeconfig => Ok(Vec::new()),
+            Provider::Kubeconfig(_) => Ok(Vec::new()),
         }
     }
 
@@ -122,7 +134,7 @@ impl Cluster {
     pub async fn finish(&self, keep: bool) -> Result<()> {
         match &self.provider {
             Provider::Kind(cluster) => cluster.finish(keep).await,
-            Provider::Kubeconfig => Ok(()),
+            Provider::Kubeconfig(_) => Ok(()),
         }
     }
 }

@@ -59,48 +59,49 @@ pub fn parse(text: &str) -> Result<Vec<DynamicObject>> {
         .collect()
 }
 
-/// Every container image the manifests name, for loading into the cluster.
+/// Every container image the manifests name, for loading into the cluster:
+/// in containers, and anywhere in an operator's resource (KAAP's
+/// `spec.global.image`), which the operator turns into containers.
 pub fn images(manifests: &[Manifest]) -> BTreeSet<String> {
-    fn walk(value: &Value, in_containers: bool, found: &mut BTreeSet<String>) {
-        match value {
-            Value::Object(map) => {
-                if in_containers && let Some(Value::String(image)) = map.get("image") {
-                    found.insert(image.clone());
-                }
-                for (key, child) in map {
-                    walk(child, key == "containers" || key == "initContainers", found);
-                }
-            }
-            Value::Array(items) => items.iter().for_each(|item| walk(item, in_containers, found)),
-            _ => {}
-        }
-    }
     let mut found = BTreeSet::new();
     for manifest in manifests {
-        walk(&manifest.object.data, false, &mut found);
+        let mut note = |image: &str| {
+            found.insert(image.to_string());
+            None
+        };
+        visit_images(&mut manifest.object.data.clone(), is_operator_resource(&manifest.object), false, &mut note);
     }
     found
 }
 
-/// Replaces each container image that `rename` maps to another name.
+/// Replaces each image (as `images` finds them) that `rename` maps to another name.
 pub fn rewrite_images(manifests: &mut [Manifest], rename: impl Fn(&str) -> Option<String>) {
-    fn walk(value: &mut Value, in_containers: bool, rename: &dyn Fn(&str) -> Option<String>) {
-        match value {
-            Value::Object(map) => {
-                if in_containers && let Some(renamed) = map.get("image").and_then(Value::as_str).and_then(rename) {
-                    map.insert("image".into(), Value::String(renamed));
-                }
-                for (key, child) in map.iter_mut() {
-                    walk(child, key == "containers" || key == "initContainers", rename);
-                }
-            }
-            Value::Array(items) => items.iter_mut().for_each(|item| walk(item, in_containers, rename)),
-            _ => {}
-        }
-    }
     for manifest in manifests {
-        walk(&mut manifest.object.data, false, &rename);
+        let anywhere = is_operator_resource(&manifest.object);
+        visit_images(&mut manifest.object.data, anywhere, false, &mut |image: &str| rename(image));
     }
+}
+
+fn visit_images(value: &mut Value, anywhere: bool, in_containers: bool, visit: &mut dyn FnMut(&str) -> Option<String>) {
+    match value {
+        Value::Object(map) => {
+            let image = map.get("image").and_then(Value::as_str).map(str::to_string);
+            if let Some(renamed) = image.filter(|_| anywhere || in_containers).and_then(|image| visit(&image)) {
+                map.insert("image".into(), Value::String(renamed));
+            }
+            for (key, child) in map.iter_mut() {
+                visit_images(child, anywhere, key == "containers" || key == "initContainers", visit);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| visit_images(item, anywhere, in_containers, visit)),
+        _ => {}
+    }
+}
+
+/// An object of an API group that is not Kubernetes' own: a custom resource.
+fn is_operator_resource(object: &DynamicObject) -> bool {
+    let api_version = object.types.as_ref().map_or("", |types| types.api_version.as_str());
+    api_version.split_once('/').is_some_and(|(group, _)| group.contains('.') && !group.ends_with(".k8s.io"))
 }
 
 /// The volumeClaimTemplates of the StatefulSets among the manifests that
@@ -122,14 +123,30 @@ pub fn claim_requests(manifests: &[Manifest], storage_class: &str) -> Vec<(Strin
     found
 }
 
-/// Points the StatefulSets' claim templates of class `from` at class `to`.
+/// Points what claims volumes of class `from` at class `to`.
 pub fn rename_storage_class(manifests: &mut [Manifest], from: &str, to: &str) {
-    for manifest in manifests.iter_mut().filter(|manifest| kind_of(&manifest.object) == "StatefulSet") {
-        if let Some(templates) = manifest.object.data["spec"]["volumeClaimTemplates"].as_array_mut() {
-            for template in templates.iter_mut().filter(|t| t["spec"]["storageClassName"].as_str() == Some(from)) {
-                template["spec"]["storageClassName"] = to.into();
+    for manifest in manifests.iter_mut() {
+        rename_class_in(&mut manifest.object.data, from, to);
+    }
+}
+
+/// Wherever a claim template names the class: a StatefulSet's
+/// `storageClassName`, or an operator's resource (KAAP's
+/// `existingStorageClassName`).
+fn rename_class_in(value: &mut Value, from: &str, to: &str) {
+    match value {
+        Value::Object(fields) => {
+            for (key, field) in fields.iter_mut() {
+                let names_class = key == "storageClassName" || key == "existingStorageClassName";
+                if names_class && field.as_str() == Some(from) {
+                    *field = to.into();
+                } else {
+                    rename_class_in(field, from, to);
+                }
             }
         }
+        Value::Array(items) => items.iter_mut().for_each(|item| rename_class_in(item, from, to)),
+        _ => {}
     }
 }
 
@@ -295,6 +312,25 @@ spec:
         });
         let found: Vec<String> = images(&manifests).into_iter().collect();
         assert_eq!(found, ["busybox:1", "localhost:5001/stateproof/zookeeper:3.8"]);
+    }
+
+    #[test]
+    fn an_operator_resource_names_images_anywhere_and_its_class_is_renamed() {
+        let text = "apiVersion: kaap.oss.datastax.com/v1beta1\nkind: PulsarCluster\nmetadata: {name: p}\nspec:\n  \
+                    global: {image: stateproof/pulsar-layout:4.0}\n  bookkeeper:\n    volumes:\n      \
+                    ledgers: {existingStorageClassName: disks}\n---\napiVersion: v1\nkind: ConfigMap\n\
+                    metadata: {name: c}\ndata: {image: not-an-image}\n";
+        let mut manifests: Vec<Manifest> =
+            parse(text).unwrap().into_iter().map(|object| Manifest { file: "x.yaml".into(), object }).collect();
+        assert_eq!(images(&manifests).into_iter().collect::<Vec<_>>(), ["stateproof/pulsar-layout:4.0"]);
+        rewrite_images(&mut manifests, |image| Some(format!("localhost:5001/{image}")));
+        assert_eq!(manifests[0].object.data["spec"]["global"]["image"], "localhost:5001/stateproof/pulsar-layout:4.0");
+        assert_eq!(manifests[1].object.data["data"]["image"], "not-an-image");
+        rename_storage_class(&mut manifests, "disks", "disks-ns");
+        assert_eq!(
+            manifests[0].object.data["spec"]["bookkeeper"]["volumes"]["ledgers"]["existingStorageClassName"],
+            "disks-ns"
+        );
     }
 
     #[test]

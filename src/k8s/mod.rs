@@ -1,9 +1,11 @@
 //! Kubernetes operations through kube-rs: connecting, applying manifests,
-//! conditions on objects, exec, port-forward, eviction and namespaces.
+//! conditions on objects, custom resource definitions, exec, port-forward,
+//! eviction and namespaces.
 
 pub mod apply;
 pub mod client;
 pub mod conditions;
+pub mod crds;
 pub mod evict;
 pub mod exec;
 pub mod namespace;

@@ -1,7 +1,9 @@
 //! A suite's environment: its namespace on the cluster, the fixture applied
 //! in it, and the system adapter that talks to the members.
 
+use super::gate::{Access, ClusterGate};
 use super::observer::Observer;
+use super::operator::{self, HostOperator, Located};
 use crate::checks::members;
 use crate::cluster::Cluster;
 use crate::cluster::local_volumes;
@@ -19,6 +21,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams};
 use rand::Rng;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +44,9 @@ pub struct SuiteEnv {
     pub observer: Observer,
     /// In a chained suite, what each test hands to the next.
     pub handover: std::sync::Mutex<Handover>,
+    /// The operator the fixture needs, where the settings put it; its log.
+    operator: Option<(Located, PathBuf)>,
+    running_operator: tokio::sync::Mutex<Option<HostOperator>>,
 }
 
 /// What a test of a chained suite hands to the next: the producers and
@@ -59,10 +65,15 @@ pub enum Readiness {
 }
 
 impl SuiteEnv {
-    /// Everything but the deployment: images provided, the namespace
-    /// created. The caller owns the namespace from here on.
-    pub async fn prepare(loaded: &LoadedSuite, cluster: Arc<Cluster>, run: &str) -> Result<Readiness> {
+    /// Everything but the deployment: images provided, the operator found,
+    /// the namespace created. The caller owns the namespace from here on;
+    /// `logs` is the suite's folder for what programs beside it write.
+    pub async fn prepare(loaded: &LoadedSuite, cluster: Arc<Cluster>, run: &str, logs: &Path) -> Result<Readiness> {
         let suite = loaded.suite.clone();
+        let operator = match loaded.fixture.operator.as_ref().map(operator::locate).transpose() {
+            Ok(located) => located.map(|located| (located, logs.join("operator.log"))),
+            Err(why) => return Ok(Readiness::Unavailable(why)),
+        };
         let mut manifests = loaded.fixture.manifests.clone();
         let images: Vec<String> = apply::images(&manifests).into_iter().collect();
         let unavailable = cluster.provide_images(&images, &loaded.fixture.external_images).await?;
@@ -106,6 +117,8 @@ impl SuiteEnv {
             namespace,
             manifests,
             members,
+            operator,
+            running_operator: Default::default(),
         };
         eprintln!(
             "stateproof: [{}] applying {} in namespace {}",
@@ -129,6 +142,10 @@ impl SuiteEnv {
                 spec.volumes.iter().map(|volume| &volume.name).collect::<Vec<_>>(),
                 nodes.join(", ")
             );
+        }
+        if let Some((located, log)) = &self.operator {
+            let started = HostOperator::start(located, &self.cluster, &self.namespace, log).await?;
+            *self.running_operator.lock().await = Some(started);
         }
         self.apply().await?;
         if !self.suite.deploy.wait_ready {
@@ -233,7 +250,9 @@ impl SuiteEnv {
         Ok(report.join("\n"))
     }
 
-    pub async fn teardown(&self, keep: bool) -> Result<()> {
+    /// Deletes the namespace, then what lives outside it; with `gate`, the
+    /// volumes' directories on the nodes only once no test has nodes stopped.
+    pub async fn teardown(&self, keep: bool, gate: Option<&ClusterGate>) -> Result<()> {
         if keep {
             eprintln!("stateproof: keeping namespace {}", self.namespace);
             return namespace::mark_kept(&self.cluster.client, &self.namespace).await;
@@ -249,8 +268,17 @@ impl SuiteEnv {
         if let Some(recycler) = &self.recycler {
             recycler.stop();
         }
+        // Only now: its objects may wait on it to let their namespace go.
+        let operator_stopped = match self.running_operator.lock().await.take() {
+            Some(operator) => operator.stop(&self.cluster.client).await,
+            None => Ok(()),
+        };
+        let _pass = match gate {
+            Some(gate) => Some(gate.enter(Access::Shared).await),
+            None => None,
+        };
         let reaped = local_volumes::reap(&self.cluster, &self.namespace).await;
-        cluster_scoped.and(reaped)
+        cluster_scoped.and(operator_stopped).and(reaped)
     }
 }
 

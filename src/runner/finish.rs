@@ -3,6 +3,7 @@
 //! own, a non-zero exit), reaping what a dead run left, and the clean-up of
 //! an interrupt.
 
+use super::gate::ClusterGate;
 use super::harness::{EnvState, Shared, SuiteSlot, record, record_run_failure, run_failure};
 use crate::cluster::{Cluster, local_volumes};
 use crate::k8s::namespace;
@@ -51,7 +52,10 @@ fn write_stats(shared: &Shared, results: &[TestResult]) {
 
 /// Tears a suite's environment down (once): its namespace, cluster-scoped
 /// objects and local volumes. A failure is the suite's `teardown` testcase.
-pub(super) async fn finish_suite(shared: &Shared, slot: &SuiteSlot) {
+/// Tears a suite down. With `gate`, the part that touches nodes (their
+/// volume directories) waits until no other test has nodes stopped; the
+/// namespace goes at once.
+pub(super) async fn finish_suite(shared: &Shared, slot: &SuiteSlot, gate: Option<&ClusterGate>) {
     let mut state = slot.env.lock().await;
     let env = match state.take() {
         Some(EnvState::Ready(env)) | Some(EnvState::Failed { env: Some(env), .. }) => env,
@@ -62,7 +66,7 @@ pub(super) async fn finish_suite(shared: &Shared, slot: &SuiteSlot) {
     };
     *state = Some(EnvState::Finished);
     let started = Instant::now();
-    if let Err(error) = env.teardown(shared.settings.keep).await {
+    if let Err(error) = env.teardown(shared.settings.keep, gate).await {
         let why = format!("tearing down namespace {}: {error:#}", env.namespace);
         eprintln!("stateproof: {why}");
         shared.run_failures.fetch_add(1, Ordering::SeqCst);
@@ -74,7 +78,7 @@ pub(super) async fn finish_suite(shared: &Shared, slot: &SuiteSlot) {
 
 async fn teardown(shared: &Shared) {
     for slot in &shared.suites {
-        finish_suite(shared, slot).await;
+        finish_suite(shared, slot, None).await;
     }
     let faults = shared.ledger.remaining();
     if !faults.is_empty() {

@@ -349,13 +349,11 @@ async fn run_suite(shared: Arc<Shared>, suite_index: usize, tests: Vec<(usize, R
         }
         let _ = report.send(outcome);
     }
-    // Never while another suite's test has nodes stopped: the volumes'
-    // directories on them could not be removed.
-    let _pass = match held {
-        Some(pass) => pass,
-        None => shared.gate.enter(Access::Shared).await,
-    };
-    finish::finish_suite(&shared, slot).await;
+    // A chain tears down under its own pass; any other suite's volume
+    // directories go once no other test has nodes stopped.
+    let gate = if held.is_some() { None } else { Some(&shared.gate) };
+    finish::finish_suite(&shared, slot, gate).await;
+    drop(held);
     shared.suite_walls.lock().unwrap().push((slot.loaded.label(), admitted_at.elapsed()));
 }
 
@@ -494,7 +492,8 @@ async fn setup(shared: &Shared, loaded: &LoadedSuite) -> EnvState {
         Ok(cluster) => cluster,
         Err(why) => return failed(why),
     };
-    let env = match SuiteEnv::prepare(loaded, cluster.clone(), &shared.run).await {
+    let logs = shared.settings.report_dir.join(&shared.run).join(loaded.label());
+    let env = match SuiteEnv::prepare(loaded, cluster.clone(), &shared.run, &logs).await {
         Ok(Readiness::Ready(env)) => env,
         Ok(Readiness::Unavailable(reason)) => return EnvState::Unavailable(reason),
         Err(error) => return failed(format!("{error:#}")),

@@ -9,6 +9,7 @@ mod finish;
 mod gate;
 mod harness;
 mod observer;
+mod operator;
 mod recheck;
 mod sampler;
 mod schedule;

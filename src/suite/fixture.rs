@@ -1,8 +1,8 @@
 //! A suite's fixture: the manifests of its fixture folders (a variant's
 //! patches applied), and the objects of `apiVersion: stateproof.io/v1` that
 //! stateproof reads itself rather than applies: the node setup for local
-//! volumes (`LocalVolumes`) and the images the forge does not build
-//! (`ExternalImages`).
+//! volumes (`LocalVolumes`), the images the forge does not build
+//! (`ExternalImages`) and an operator it does not build either (`Operator`).
 
 use super::variant::Variant;
 use crate::k8s::apply::{self, Manifest};
@@ -21,6 +21,26 @@ pub struct Fixture {
     /// Images the fixture declares external, with why: the only images a
     /// run may skip for lack of.
     pub external_images: BTreeMap<String, String>,
+    pub operator: Option<OperatorSpec>,
+}
+
+/// `Operator`: what the fixture's objects need to come to life, built
+/// elsewhere than by the forge and run on this host against the cluster,
+/// as its users run a published release (`runner::operator`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OperatorSpec {
+    #[serde(skip)]
+    pub name: String,
+    /// The setting (environment variable) that names the operator's jar.
+    pub jar_setting: String,
+    /// The setting that names a folder of its CustomResourceDefinitions.
+    pub crds_setting: String,
+    /// Where it comes from: said when a suite is skipped for want of it.
+    pub reason: String,
+    /// Its environment; `$(NAMESPACE)` stands for the suite's namespace.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 /// `ExternalImages`: images built elsewhere than by the forge.
@@ -52,7 +72,7 @@ pub fn read(settings: &Settings, names: &[String], variant: Option<&Variant>) ->
         manifests.extend(found);
     }
     let ours = take_ours(&mut manifests);
-    let mut fixture = Fixture { manifests, local_volumes: None, external_images: BTreeMap::new() };
+    let mut fixture = Fixture { manifests, local_volumes: None, external_images: BTreeMap::new(), operator: None };
     for manifest in ours {
         let spec = manifest.object.data.get("spec").cloned().unwrap_or_default();
         let kind = manifest.object.types.as_ref().map(|types| types.kind.as_str()).unwrap_or_default();
@@ -73,6 +93,14 @@ pub fn read(settings: &Settings, names: &[String], variant: Option<&Variant>) ->
                 for image in external.images {
                     fixture.external_images.insert(image, external.reason.clone());
                 }
+            }
+            "Operator" => {
+                if fixture.operator.is_some() {
+                    bail!("{}: a fixture holds one Operator object at most", what());
+                }
+                let mut operator: OperatorSpec = serde_json::from_value(spec).with_context(what)?;
+                operator.name = manifest.object.metadata.name.clone().unwrap_or_default();
+                fixture.operator = Some(operator);
             }
             other => bail!("{}: unknown kind {other} of {API_VERSION}", what()),
         }
@@ -301,7 +329,9 @@ mod tests {
         resources: {requests: {storage: JOURNAL}}}\n---\napiVersion: stateproof.io/v1\nkind: LocalVolumes\n\
         metadata: {name: disks}\nspec: {storageClass: fast-local, nodeLabel: {fast: 'yes'}, nodes: 2, \
         volumes: [{name: journal, capacity: 12Gi}]}\n---\napiVersion: stateproof.io/v1\nkind: ExternalImages\n\
-        metadata: {name: x}\nspec: {images: ['other/bookie:1'], reason: built by its project}\n";
+        metadata: {name: x}\nspec: {images: ['other/bookie:1'], reason: built by its project}\n---\n\
+        apiVersion: stateproof.io/v1\nkind: Operator\nmetadata: {name: op}\nspec: {jarSetting: OP_JAR, \
+        crdsSetting: OP_CRDS, reason: built by its project, env: {NS: $(NAMESPACE)}}\n";
 
     #[test]
     fn stateproofs_own_objects_are_read_not_applied() {
@@ -311,6 +341,9 @@ mod tests {
         assert_eq!(fixture.manifests.len(), 1);
         assert_eq!(fixture.local_volumes.unwrap().storage_class, "fast-local");
         assert_eq!(fixture.external_images["other/bookie:1"], "built by its project");
+        let operator = fixture.operator.unwrap();
+        assert_eq!((operator.name.as_str(), operator.jar_setting.as_str()), ("op", "OP_JAR"));
+        assert_eq!(operator.env["NS"], "$(NAMESPACE)");
     }
 
     #[test]

@@ -61,6 +61,7 @@ fn a_decommission_by_the_book_breaks_nothing() {
         writable_at_least: Some(1),
         step_at_most: Some(1),
         settled_for: Some(Duration::from_secs(20)),
+        unsettled_is_known: None,
         safe_decommission: true,
     };
     assert_eq!(check(&safe_scale_down(), &all), []);
@@ -135,6 +136,23 @@ fn a_change_while_a_pod_is_young_or_a_change_back_within_the_window_is_unsettled
         broken.iter().any(|b| b.why.starts_with("replicas changed by -1 12.0s after a change by +1")),
         "{broken:?}"
     );
+}
+
+#[test]
+fn an_unsettled_change_the_test_knows_is_named_as_that_defect_and_flapping_is_not() {
+    let defect = "counts the window from each pod's start".to_string();
+    let window = Invariants {
+        settled_for: Some(Duration::from_secs(20)),
+        unsettled_is_known: Some(defect.clone()),
+        ..Invariants::default()
+    };
+    let mut young = settled(30_000, 2);
+    young.pods[1].ready_since = Some(25_000);
+    let broken = check(&[young.clone(), asking(young, 3)], &window);
+    assert_eq!(broken[0].known_defect.as_ref(), Some(&defect));
+    assert!(broken[0].to_string().ends_with("(the known defect: counts the window from each pod's start)"));
+    let flapping = [settled(30_000, 2), settled(32_000, 3), settled(40_000, 3), settled(44_000, 2)];
+    assert!(check(&flapping, &window).iter().any(|b| b.known_defect.is_none()), "flapping is no known defect");
 }
 
 #[test]

@@ -98,13 +98,14 @@ async fn run(tools: &dyn Tools, args: Args) -> Result<()> {
     let forged = Forged::ask(&settings).await?;
     let cluster = Arc::new(Cluster::provide(&settings, &loaded.suite.cluster, &forged).await?);
     let run_id = format!("bench-{}", std::process::id());
-    let outcome = match SuiteEnv::prepare(&loaded, cluster.clone(), &run_id).await? {
+    let logs = settings.report_dir.join(&run_id);
+    let outcome = match SuiteEnv::prepare(&loaded, cluster.clone(), &run_id, &logs).await? {
         Readiness::Unavailable(why) => {
             Err(anyhow!("the fixture of {} cannot run here: {why}", tools.about().suite_file))
         }
         Readiness::Ready(env) => {
             let measured = measure(tools, &env, &args).await;
-            let torn_down = env.teardown(settings.keep).await;
+            let torn_down = env.teardown(settings.keep, None).await;
             measured.and(torn_down)
         }
     };

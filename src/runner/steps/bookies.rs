@@ -123,13 +123,18 @@ impl<'a> TestRun<'a> {
         (!broken.is_empty()).then(|| broken.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
     }
 
-    pub(super) fn expect_autoscaling(&self, invariants: &Invariants) -> Result<()> {
-        let samples = self.samples.lock().unwrap();
-        if samples.len() < 2 {
-            bail!("only {} samples taken: nothing to judge", samples.len());
-        }
-        let broken = autoscaling::check(&samples, invariants);
-        eprintln!("[{}] {} samples judged", self.label, samples.len());
+    /// Fails on any broken invariant; a known defect the test names is a finding.
+    pub(super) fn expect_autoscaling(&mut self, invariants: &Invariants) -> Result<()> {
+        let broken = {
+            let samples = self.samples.lock().unwrap();
+            if samples.len() < 2 {
+                bail!("only {} samples taken: nothing to judge", samples.len());
+            }
+            eprintln!("[{}] {} samples judged", self.label, samples.len());
+            autoscaling::check(&samples, invariants)
+        };
+        let (known, broken): (Vec<_>, Vec<_>) = broken.into_iter().partition(|broken| broken.known_defect.is_some());
+        self.findings.extend(known.iter().map(ToString::to_string));
         if !broken.is_empty() {
             bail!("{}", broken.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
         }
