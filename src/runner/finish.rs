@@ -51,10 +51,10 @@ fn write_stats(shared: &Shared, results: &[TestResult]) {
 }
 
 /// Tears a suite's environment down (once): its namespace, cluster-scoped
-/// objects and local volumes. A failure is the suite's `teardown` testcase.
-/// Tears a suite down. With `gate`, the part that touches nodes (their
-/// volume directories) waits until no other test has nodes stopped; the
-/// namespace goes at once.
+/// objects, operator and local volumes. A failure is the suite's `teardown`
+/// testcase. With `gate`, the part that touches nodes (the volumes'
+/// directories) waits until no other test has nodes stopped; the namespace
+/// goes at once.
 pub(super) async fn finish_suite(shared: &Shared, slot: &SuiteSlot, gate: Option<&ClusterGate>) {
     let mut state = slot.env.lock().await;
     let env = match state.take() {
