@@ -58,7 +58,6 @@ pub async fn succeeds(program: &str, args: &[&str]) -> bool {
         .is_ok_and(|status| status.success())
 }
 
-/// The last `lines` lines of `text`, for error messages.
 /// A program that runs beside the harness until stopped (an operator).
 pub struct Background {
     child: tokio::process::Child,
@@ -99,6 +98,7 @@ impl Background {
     }
 }
 
+/// The last `lines` lines of `text`, for error messages.
 pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.trim_end().lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")

@@ -17,7 +17,7 @@ const STOP_WITHIN: Duration = Duration::from_secs(30);
 /// Where the settings say the operator is.
 #[derive(Debug, Clone)]
 pub struct Located {
-    pub spec: OperatorSpec,
+    spec: OperatorSpec,
     jar: PathBuf,
     crds: PathBuf,
 }
