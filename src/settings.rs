@@ -46,6 +46,9 @@ fn default_memory_budget_mib() -> u32 {
     u32::try_from(total_kib / 1024 * 3 / 5).unwrap_or(u32::MAX)
 }
 
+/// The kind config of suites that name none.
+pub const DEFAULT_KIND_CONFIG: &str = "default";
+
 #[derive(Debug, Clone)]
 pub enum ClusterChoice {
     /// A kind cluster: reused when one of this name exists, else created.
@@ -55,6 +58,27 @@ pub enum ClusterChoice {
 }
 
 impl ClusterChoice {
+    /// Where the suites that name this kind config run: with kind, a cluster
+    /// of its own per config (the default config's under the chosen name);
+    /// with a kubeconfig, its one cluster whatever the config.
+    pub fn for_kind_config(&self, config: &str) -> ClusterChoice {
+        match self {
+            ClusterChoice::Kind { name, node_image } if config != DEFAULT_KIND_CONFIG => {
+                ClusterChoice::Kind { name: format!("{name}-{config}"), node_image: node_image.clone() }
+            }
+            other => other.clone(),
+        }
+    }
+
+    /// Tells clusters apart: suites whose choices have the same identity
+    /// share one cluster, and its gate.
+    pub fn identity(&self) -> String {
+        match self {
+            ClusterChoice::Kind { name, .. } => format!("kind cluster {name}"),
+            ClusterChoice::Kubeconfig { path, context } => format!("kubeconfig {path:?}, context {context:?}"),
+        }
+    }
+
     /// What the provider can do to nodes and processes.
     pub fn offers(&self) -> BTreeSet<Capability> {
         match self {

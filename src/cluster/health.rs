@@ -30,15 +30,24 @@ async fn wait_nodes_ready(client: &Client, cluster: &str) -> Result<()> {
     wait::until(&format!("every node of {cluster} to be Ready"), NODES_READY_TIMEOUT, || async {
         let list = nodes.list(&ListParams::default()).await?;
         let not_ready: Vec<String> =
-            list.items.iter().filter(|node| node_ready_status(node) != "True").map(|node| node.name_any()).collect();
+            list.items.iter().filter(|node| !is_usable(node)).map(|node| node.name_any()).collect();
         Ok(if not_ready.is_empty() && !list.items.is_empty() {
             Probe::Done(())
         } else {
-            Probe::Pending(format!("not Ready: {}", not_ready.join(", ")))
+            Probe::Pending(format!("not Ready, or still tainted not-ready: {}", not_ready.join(", ")))
         })
     })
     .await?;
     Ok(())
+}
+
+/// Ready, and no longer tainted not-ready: the node lifecycle controller
+/// lifts that taint a moment after Ready, and until then nothing schedules
+/// there (a new cluster's only worker offered no node for local volumes).
+fn is_usable(node: &Node) -> bool {
+    let taints = node.spec.as_ref().and_then(|spec| spec.taints.as_ref());
+    let tainted = taints.is_some_and(|taints| taints.iter().any(|taint| taint.key == "node.kubernetes.io/not-ready"));
+    node_ready_status(node) == "True" && !tainted
 }
 
 /// kubeadm's static pods (kind's among them) carry `tier=control-plane`; a
@@ -84,6 +93,25 @@ mod tests {
             }
         }))
         .unwrap()
+    }
+
+    fn node(ready: &str, taints: serde_json::Value) -> Node {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "worker"},
+            "spec": {"taints": taints},
+            "status": {"conditions": [{"type": "Ready", "status": ready}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_node_is_usable_once_ready_and_no_longer_tainted_not_ready() {
+        let not_ready_taint = serde_json::json!([{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]);
+        assert!(!is_usable(&node("True", not_ready_taint.clone())), "Ready, but the taint is still there");
+        assert!(!is_usable(&node("False", serde_json::json!([]))));
+        assert!(is_usable(&node("True", serde_json::json!([]))));
+        let other = serde_json::json!([{"key": "has-local-fast-storage", "effect": "NoSchedule"}]);
+        assert!(is_usable(&node("True", other)), "only the not-ready taint says the node is new");
     }
 
     #[test]

@@ -80,14 +80,13 @@ impl KindCluster {
         eprintln!("stateproof: creating kind cluster '{}' from {config} with {image}", self.name);
         let started = Instant::now();
         std::fs::write(&self.created_marker, "")?;
-        process::visible(
-            &self.kind,
-            &["create", "cluster", "--name", &self.name, "--config", &config, "--image", image],
-        )
-        .await
-        .with_context(|| {
-            format!("creating kind cluster '{}' (node logs: `kind export logs --name {}`)", self.name, self.name)
-        })?;
+        // A kubeconfig file of its own: kind refuses to write a file another
+        // kind holds locked, and two clusters may be created at once.
+        let kubeconfig = self.kubeconfig.display().to_string();
+        let args = ["create", "cluster", "--name", &self.name, "--config", &config, "--image", image];
+        process::visible(&self.kind, &[&args[..], &["--kubeconfig", &kubeconfig]].concat()).await.with_context(
+            || format!("creating kind cluster '{}' (node logs: `kind export logs --name {}`)", self.name, self.name),
+        )?;
         eprintln!("stateproof: kind cluster '{}' created in {:.0}s", self.name, started.elapsed().as_secs_f64());
         Ok(())
     }
@@ -244,7 +243,8 @@ impl KindCluster {
             return Ok(());
         }
         eprintln!("stateproof: deleting kind cluster '{}', which this run created", self.name);
-        process::output(&self.kind, &["delete", "cluster", "--name", &self.name]).await?;
+        let kubeconfig = self.kubeconfig.display().to_string();
+        process::output(&self.kind, &["delete", "cluster", "--name", &self.name, "--kubeconfig", &kubeconfig]).await?;
         std::fs::remove_file(&self.created_marker).ok();
         Ok(())
     }

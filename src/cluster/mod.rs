@@ -37,7 +37,7 @@ impl Cluster {
     /// names the kind config a created cluster is built from.
     pub async fn provide(settings: &Settings, kind_config: &str, forged: &Forged) -> Result<Cluster> {
         let forged = forged.clone();
-        match &settings.cluster {
+        match &settings.cluster.for_kind_config(kind_config) {
             ClusterChoice::Kind { name, node_image } => {
                 let config = settings.kind_config(kind_config);
                 let node_image = match node_image {

@@ -85,8 +85,8 @@ async fn teardown(shared: &Shared) {
         record_run_failure(shared, "leftovers", format!("faults never undone: {}", faults.join(", ")));
     }
     let clusters: Vec<_> = shared.clusters.lock().unwrap().values().cloned().collect();
-    for cell in clusters {
-        let Some(Ok(cluster)) = cell.get() else { continue };
+    for place in clusters {
+        let Some(Ok(cluster)) = place.cluster.get() else { continue };
         if !shared.settings.keep {
             report_leftovers(shared, cluster).await;
         }
@@ -209,8 +209,8 @@ async fn interrupt_cleanup(shared: &Shared) {
         }
     }
     let clusters: Vec<_> = shared.clusters.lock().unwrap().values().cloned().collect();
-    for cell in clusters {
-        let Some(Ok(cluster)) = cell.get() else { continue };
+    for place in clusters {
+        let Some(Ok(cluster)) = place.cluster.get() else { continue };
         if !keep {
             report_leftovers(shared, cluster).await;
         }

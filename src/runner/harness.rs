@@ -8,7 +8,7 @@
 use super::env::{Readiness, SuiteEnv};
 use super::finish;
 use super::gate::{Access, ClusterGate};
-use super::schedule::{Admission, memory_requested};
+use super::schedule::{Admission, MemoryBudget, memory_requested};
 use super::steps::TestRun;
 use super::verdict;
 use crate::cluster::Cluster;
@@ -58,8 +58,13 @@ pub(super) struct SuiteSlot {
     pub env: tokio::sync::Mutex<Option<EnvState>>,
 }
 
-/// A cluster brought up on first use, or why it could not be.
-type ClusterCell = OnceCell<Result<Arc<Cluster>, String>>;
+/// A cluster, brought up on first use (or why it could not be), how many
+/// suites may run on it, and who may use it at the same time.
+pub(super) struct ClusterPlace {
+    pub cluster: OnceCell<Result<Arc<Cluster>, String>>,
+    pub admission: Admission,
+    pub gate: ClusterGate,
+}
 
 pub(super) struct Shared {
     pub settings: Settings,
@@ -68,10 +73,10 @@ pub(super) struct Shared {
     pub forged: Forged,
     /// Why the forge could not build what the run needs, if it could not.
     pub unbuilt: Mutex<Option<String>>,
-    pub clusters: Mutex<HashMap<String, Arc<ClusterCell>>>,
+    /// By cluster identity (`ClusterChoice::identity`).
+    pub clusters: Mutex<HashMap<String, Arc<ClusterPlace>>>,
     pub suites: Vec<SuiteSlot>,
-    pub gate: ClusterGate,
-    pub admission: Admission,
+    pub memory: Arc<MemoryBudget>,
     pub ledger: Ledger,
     pub results: Mutex<Vec<TestResult>>,
     pub running: Mutex<HashMap<String, (String, PathBuf, Instant)>>,
@@ -91,6 +96,7 @@ pub fn main() -> ! {
 }
 
 pub fn run(mode: Mode, args: Arguments) -> ! {
+    limit_malloc_arenas();
     // kube uses rustls; pin the process-wide provider before any TLS use.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let run = run_id();
@@ -115,10 +121,9 @@ pub fn run(mode: Mode, args: Arguments) -> ! {
         forged,
         unbuilt: Mutex::default(),
         clusters: Mutex::default(),
-        admission: Admission::new(settings.parallel_suites, settings.memory_budget_mib),
+        memory: MemoryBudget::new(settings.memory_budget_mib),
         settings,
         suites: suites.into_iter().map(|loaded| SuiteSlot { loaded, env: tokio::sync::Mutex::new(None) }).collect(),
-        gate: ClusterGate::default(),
         ledger: Ledger::default(),
         results: Mutex::default(),
         running: Mutex::default(),
@@ -160,10 +165,36 @@ pub fn run(mode: Mode, args: Arguments) -> ! {
     std::process::exit(if failed { 101 } else { 0 })
 }
 
+/// glibc gives threads that allocate at once arenas of their own, up to
+/// eight per core, each keeping what it freed: with a trial thread per test,
+/// tokio's workers and the Kafka client's threads, a whole run peaked at
+/// 151 MiB; with two arenas, at 113-124 MiB. Called before any thread starts.
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt only sets an allocator parameter; no thread allocates yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 impl Shared {
     /// Ctrl-C or SIGTERM arrived: the ledger takes no new fault.
     pub fn interrupted(&self) -> bool {
         self.ledger.is_closed()
+    }
+
+    /// The place of the cluster that suites naming this kind config run on:
+    /// suites on different clusters never wait for each other's faults.
+    pub fn cluster_place(&self, kind_config: &str) -> Arc<ClusterPlace> {
+        let identity = self.settings.cluster.for_kind_config(kind_config).identity();
+        let mut places = self.clusters.lock().unwrap();
+        let place = places.entry(identity).or_insert_with(|| {
+            Arc::new(ClusterPlace {
+                cluster: OnceCell::new(),
+                admission: Admission::new(self.settings.parallel_suites, self.memory.clone()),
+                gate: ClusterGate::default(),
+            })
+        });
+        place.clone()
     }
 }
 
@@ -327,7 +358,8 @@ fn start(shared: &Arc<Shared>, plan: Plan) -> tokio::task::JoinHandle<()> {
 async fn run_suite(shared: Arc<Shared>, suite_index: usize, tests: Vec<(usize, Report)>) {
     let slot = &shared.suites[suite_index];
     let weight = memory_requested(&slot.loaded.fixture.manifests);
-    let mut admitted = shared.admission.admit(weight).await;
+    let place = shared.cluster_place(&slot.loaded.suite.cluster);
+    let mut admitted = place.admission.admit(weight).await;
     let admitted_at = Instant::now();
     // A chained suite's state lives between its tests: another suite's node
     // fault in between (a stopped node loses its tmpfs volumes, restarts
@@ -335,7 +367,7 @@ async fn run_suite(shared: Arc<Shared>, suite_index: usize, tests: Vec<(usize, R
     // test to its teardown, unless a test of its own stops nodes.
     let whole_suite =
         slot.loaded.suite.chained && slot.loaded.suite.tests.iter().all(|test| test.disrupts == Disruption::Suite);
-    let held = if whole_suite { Some(shared.gate.enter(Access::Chain).await) } else { None };
+    let held = if whole_suite { Some(place.gate.enter(Access::Chain).await) } else { None };
     let mut failed_before: Option<String> = None;
     for (test_index, report) in tests {
         match slot.loaded.suite.tests[test_index].disrupts {
@@ -343,7 +375,7 @@ async fn run_suite(shared: Arc<Shared>, suite_index: usize, tests: Vec<(usize, R
             Disruption::Suite => admitted.come_back().await,
         }
         let blocker = failed_before.as_deref().filter(|_| slot.loaded.suite.chained);
-        let (outcome, failed) = run_test(&shared, slot, test_index, blocker, held.is_some()).await;
+        let (outcome, failed) = run_test(&shared, slot, test_index, blocker, &place.gate, held.is_some()).await;
         if failed && failed_before.is_none() {
             failed_before = Some(slot.loaded.suite.tests[test_index].name.clone());
         }
@@ -351,7 +383,7 @@ async fn run_suite(shared: Arc<Shared>, suite_index: usize, tests: Vec<(usize, R
     }
     // A chain tears down under its own pass; any other suite's volume
     // directories go once no other test has nodes stopped.
-    let gate = if held.is_some() { None } else { Some(&shared.gate) };
+    let gate = if held.is_some() { None } else { Some(&place.gate) };
     finish::finish_suite(&shared, slot, gate).await;
     drop(held);
     shared.suite_walls.lock().unwrap().push((slot.loaded.label(), admitted_at.elapsed()));
@@ -391,20 +423,21 @@ fn build_what_is_needed(shared: &Shared, plan: &Plan) {
 /// first use, runs, and is recorded. A panic is a failed test like any other.
 /// A test of a chained suite is not run once `blocker`, a test before it,
 /// has failed. Returns its outcome and whether it ran and failed (a
-/// variant's required failure included). With `suite_holds_pass`, its suite
-/// holds the pass already: asking again would queue behind a waiting node
-/// fault that waits for this very suite.
+/// variant's required failure included). `gate` is its cluster's. With
+/// `suite_holds_pass`, its suite holds the pass already: asking again would
+/// queue behind a waiting node fault that waits for this very suite.
 async fn run_test(
     shared: &Arc<Shared>,
     slot: &SuiteSlot,
     test_index: usize,
     blocker: Option<&str>,
+    gate: &ClusterGate,
     suite_holds_pass: bool,
 ) -> (Outcome, bool) {
     let spec = &slot.loaded.suite.tests[test_index];
     let label = format!("{}::{}", slot.loaded.label(), spec.name);
     let attempt = wait::measured(async {
-        let _pass = if suite_holds_pass { None } else { Some(shared.gate.enter(spec.disrupts.into()).await) };
+        let _pass = if suite_holds_pass { None } else { Some(gate.enter(spec.disrupts.into()).await) };
         // The test's time starts once it may run, not while it queues.
         let started = Instant::now();
         let entry = (slot.loaded.label(), slot.loaded.file.clone(), started);
@@ -513,23 +546,24 @@ fn diagnostics_dir(shared: &Shared, suite: &str, test: &str) -> PathBuf {
     shared.settings.report_dir.join(&shared.run).join(suite).join(test)
 }
 
-/// One cluster per kind config for the whole run, brought up on first use.
+/// One cluster per kind config for the whole run, brought up on first use
+/// (with a kubeconfig, one for all).
 async fn cluster_for(shared: &Shared, config: &str) -> Result<Arc<Cluster>, String> {
-    let cell = shared.clusters.lock().unwrap().entry(config.to_string()).or_default().clone();
-    cell.get_or_init(|| async {
-        let mut settings = shared.settings.clone();
-        if let ClusterChoice::Kind { name, .. } = &mut settings.cluster
-            && config != "default"
-        {
-            *name = format!("{name}-{config}");
-        }
-        let cluster =
-            Cluster::provide(&settings, config, &shared.forged).await.map_err(|error| format!("{error:#}"))?;
-        finish::reap_orphans(&cluster).await;
-        Ok(Arc::new(cluster))
-    })
-    .await
-    .clone()
+    let place = shared.cluster_place(config);
+    place
+        .cluster
+        .get_or_init(|| async {
+            let asked = Instant::now();
+            let cluster = Cluster::provide(&shared.settings, config, &shared.forged)
+                .await
+                .map_err(|error| format!("{error:#}"))?;
+            let ready_seconds = asked.elapsed().as_secs_f64();
+            shared.cluster_stats.lock().unwrap().push(ClusterStats { config: config.into(), ready_seconds });
+            finish::reap_orphans(&cluster).await;
+            Ok(Arc::new(cluster))
+        })
+        .await
+        .clone()
 }
 
 async fn execute(shared: &Shared, loaded: &LoadedSuite, env: &SuiteEnv, spec: &suite::TestSpec, label: &str) -> Ran {

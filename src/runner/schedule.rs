@@ -1,17 +1,30 @@
-//! How many suites run at once: a bound on suites running shared tests, and
-//! on the memory their deployed pods request. The tests of one suite share
-//! its fixture and run one after another; who may use the cluster at the
-//! same time is the gate's (`gate.rs`).
+//! How many suites run at once: on each cluster, a bound on the suites
+//! running shared tests; on the host, a bound on the memory their deployed
+//! pods request. The tests of one suite share its fixture and run one after
+//! another; who may use a cluster at the same time is the gate's (`gate.rs`).
 
 use crate::k8s::apply::Manifest;
+use std::sync::Arc;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-/// How many suites may be deployed at once, and how much memory (MiB) their
-/// pods may request together.
+/// The memory (MiB) the pods of every running suite may request together,
+/// whatever cluster they run on.
+pub struct MemoryBudget {
+    permits: Semaphore,
+    mib: u32,
+}
+
+impl MemoryBudget {
+    pub fn new(mib: u32) -> Arc<Self> {
+        Arc::new(MemoryBudget { permits: Semaphore::new(mib as usize), mib })
+    }
+}
+
+/// How many suites may be deployed at once on one cluster, within the
+/// memory budget.
 pub struct Admission {
     suites: Semaphore,
-    memory: Semaphore,
-    budget: u32,
+    memory: Arc<MemoryBudget>,
 }
 
 /// Held by a suite from its setup to its teardown.
@@ -38,19 +51,16 @@ impl Admitted<'_> {
 }
 
 impl Admission {
-    pub fn new(suites: usize, memory_mib: u32) -> Self {
-        Admission {
-            suites: Semaphore::new(suites.max(1)),
-            memory: Semaphore::new(memory_mib as usize),
-            budget: memory_mib,
-        }
+    pub fn new(suites: usize, memory: Arc<MemoryBudget>) -> Self {
+        Admission { suites: Semaphore::new(suites.max(1)), memory }
     }
 
     /// Waits until the suite fits; one larger than the whole budget runs
     /// with the budget to itself.
     pub async fn admit(&self, memory_mib: u32) -> Admitted<'_> {
         let suite = self.suites.acquire().await.expect("the admission is never closed");
-        let memory = self.memory.acquire_many(memory_mib.clamp(1, self.budget.max(1))).await.expect("never closed");
+        let wanted = memory_mib.clamp(1, self.memory.mib.max(1));
+        let memory = self.memory.permits.acquire_many(wanted).await.expect("never closed");
         Admitted { admission: self, suite: Some(suite), _memory: memory }
     }
 }
@@ -92,7 +102,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_suite_waits_until_enough_memory_is_free() {
-        let admission = Admission::new(3, 1000);
+        let admission = Admission::new(3, MemoryBudget::new(1000));
         let first = admission.admit(700).await;
         let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), admission.admit(400)).await;
         assert!(waiting.is_err(), "700 + 400 exceed the budget of 1000");
@@ -104,8 +114,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn suites_on_two_clusters_count_apart_but_share_the_memory() {
+        let memory = MemoryBudget::new(1000);
+        let (default, autoscaling) = (Admission::new(1, memory.clone()), Admission::new(1, memory));
+        let first = default.admit(600).await;
+        let beside = tokio::time::timeout(std::time::Duration::from_millis(50), autoscaling.admit(300)).await;
+        let beside = beside.expect("one suite per cluster: the other cluster has room");
+        let over = tokio::time::timeout(std::time::Duration::from_millis(50), default.admit(50)).await;
+        assert!(over.is_err(), "the default cluster runs its one suite");
+        drop(beside);
+        let too_big = tokio::time::timeout(std::time::Duration::from_millis(50), autoscaling.admit(500)).await;
+        assert!(too_big.is_err(), "600 + 500 exceed the host's budget of 1000, whatever the cluster");
+        drop(first);
+    }
+
+    #[tokio::test]
     async fn a_suite_that_steps_aside_lets_another_in_until_it_comes_back() {
-        let admission = Admission::new(1, 1000);
+        let admission = Admission::new(1, MemoryBudget::new(1000));
         let mut first = admission.admit(100).await;
         let blocked = tokio::time::timeout(std::time::Duration::from_millis(50), admission.admit(100)).await;
         assert!(blocked.is_err(), "one suite at a time");
