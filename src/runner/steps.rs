@@ -54,31 +54,6 @@ struct TestState {
     ledgers: Option<BTreeMap<u64, std::collections::BTreeSet<String>>>,
 }
 
-/// A step's expectation failed as a defect the suite knows of: a finding
-/// was recorded, and the test ends without failing.
-#[derive(Debug)]
-struct DefectShown;
-
-impl std::fmt::Display for DefectShown {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the known defect showed")
-    }
-}
-
-impl std::error::Error for DefectShown {}
-
-/// A failed expectation the suite names as a known defect becomes a
-/// finding that says what happened and which defect it is, and ends the test.
-fn unless_known(expected: Result<()>, defect: Option<&str>, findings: &mut Vec<String>) -> Result<()> {
-    match (expected, defect) {
-        (Err(error), Some(defect)) => {
-            findings.push(format!("{error:#}: the known defect: {defect}"));
-            Err(DefectShown.into())
-        }
-        (expected, _) => expected,
-    }
-}
-
 /// The step a test stopped at, and why.
 #[derive(Debug)]
 pub struct StepFailure {
@@ -135,10 +110,6 @@ impl<'a> TestRun<'a> {
         &self.env.suite.defaults
     }
 
-    fn unless_known(&mut self, expected: Result<()>, defect: Option<&str>) -> Result<()> {
-        unless_known(expected, defect, &mut self.findings)
-    }
-
     /// Runs every step, stopping at the first failure; on a failure, the
     /// cluster is captured into `dir` before the test's faults are undone, so
     /// that it shows the state that failed. The history goes into `dir`
@@ -180,17 +151,6 @@ impl<'a> TestRun<'a> {
             let result = self.step(step).await;
             let seconds = started.elapsed().as_secs_f64();
             match result {
-                Err(error) if error.is::<DefectShown>() => {
-                    self.record_step(index, step, Phase::Passed, None);
-                    let left = total - index - 1;
-                    eprintln!(
-                        "[{}] step {}/{total} shows the known defect ({seconds:.1}s); the {left} step(s) after it \
-                         are not run",
-                        self.label,
-                        index + 1
-                    );
-                    break;
-                }
                 Ok(()) => {
                     self.record_step(index, step, Phase::Passed, None);
                     eprintln!("[{}] step {}/{total} ok ({seconds:.1}s)", self.label, index + 1);
@@ -366,10 +326,7 @@ impl<'a> TestRun<'a> {
             Step::ExpectReadOnly { member, read_only, within } => {
                 self.expect_read_only(*member, *read_only, *within).await?
             }
-            Step::ExpectReplicas { count, within, known_defect } => {
-                let expected = self.expect_replicas(*count, *within).await;
-                self.unless_known(expected, known_defect.as_deref())?
-            }
+            Step::ExpectReplicas { count, within } => self.expect_replicas(*count, *within).await?,
             Step::ExpectReplicasStay { count, duration } => self.expect_replicas_stay(*count, *duration).await?,
             Step::RememberLedgers => self.remember_ledgers().await?,
             Step::ExpectLedgersKept => self.expect_ledgers_kept().await?,
@@ -707,18 +664,5 @@ mod tests {
         assert!(output_matches(&pattern, &ten).unwrap());
         assert!(!output_matches(&pattern, &format!("{ten}m-\n")).unwrap(), "anchored at both ends");
         assert!(!output_matches(&OutputExpectation::Matches("m-".into()), &ten).unwrap());
-    }
-
-    #[test]
-    fn only_a_named_defect_turns_a_failed_expectation_into_a_finding() {
-        let mut findings = Vec::new();
-        assert!(unless_known(Ok(()), Some("frozen"), &mut findings).is_ok());
-        let failed = || Err(anyhow!("2 replicas after 90s"));
-        let unnamed = unless_known(failed(), None, &mut findings).unwrap_err();
-        assert_eq!(unnamed.to_string(), "2 replicas after 90s", "without a defect, the failure stands");
-        assert!(findings.is_empty(), "a pass or a plain failure is no finding");
-        let named = unless_known(failed(), Some("frozen after a failed decommission"), &mut findings).unwrap_err();
-        assert!(named.is::<DefectShown>(), "the test ends there, without failing");
-        assert_eq!(findings, ["2 replicas after 90s: the known defect: frozen after a failed decommission"]);
     }
 }

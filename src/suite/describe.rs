@@ -134,12 +134,8 @@ impl fmt::Display for Step {
                     humantime::format_duration(*within)
                 )
             }
-            Step::ExpectReplicas { count, within, known_defect } => {
-                write!(f, "expect {count} replicas asked for within {}", humantime::format_duration(*within))?;
-                match known_defect {
-                    Some(_) => write!(f, " (a known defect if not)"),
-                    None => Ok(()),
-                }
+            Step::ExpectReplicas { count, within } => {
+                write!(f, "expect {count} replicas asked for within {}", humantime::format_duration(*within))
             }
             Step::ExpectReplicasStay { count, duration } => {
                 write!(f, "expect the replicas to stay {count} for {}", humantime::format_duration(*duration))

@@ -465,15 +465,11 @@ pub enum Step {
         within: Duration,
     },
     /// The StatefulSet's replicas become `count` (an autoscaler's decision)
-    /// within the time. With `known-defect`, a system known not to: their
-    /// not becoming it is a finding that names the defect, and the test
-    /// ends there (what follows starts from the state a working system leaves).
+    /// within the time.
     ExpectReplicas {
         count: u32,
         #[serde(with = "humantime_serde")]
         within: Duration,
-        #[serde(default, rename = "known-defect")]
-        known_defect: Option<String>,
     },
     /// The StatefulSet's replicas stay `count` for the whole time.
     ExpectReplicasStay {
