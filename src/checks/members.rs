@@ -62,15 +62,14 @@ pub fn permanent(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Option<String> {
     if let Some(condition) = unscheduled_condition(pod) {
+        let message = condition.message.as_deref().unwrap_or_default();
+        if awaits_its_claim(message) {
+            return None;
+        }
         let since = condition.last_transition_time.as_ref().map(|time| time.0.as_millisecond())?;
         let refused_for = Duration::from_millis(u64::try_from(now.timestamp_millis() - since).unwrap_or(0));
-        return (refused_for >= UNSCHEDULABLE_FOR).then(|| {
-            format!(
-                "{name} has been unschedulable for {}s: {}",
-                refused_for.as_secs(),
-                condition.message.as_deref().unwrap_or_default()
-            )
-        });
+        return (refused_for >= UNSCHEDULABLE_FOR)
+            .then(|| format!("{name} has been unschedulable for {}s: {}", refused_for.as_secs(), message));
     }
     let restarts = restart_count(pod, container);
     let looping = waiting_reason(pod, container).as_deref() == Some("CrashLoopBackOff");
@@ -79,6 +78,14 @@ pub fn permanent(
         let during = restarts - restarts_before;
         format!("{name} is crash looping: {restarts} restarts ({during} while waiting), the last one {reason} (exit code {code})")
     })
+}
+
+/// Refused only because its claim did not exist yet: the StatefulSet
+/// controller makes it, and a busy scheduler may not try the pod again for
+/// a while after (seen on a loaded 2-core machine: `persistentvolumeclaim
+/// "datadir-kafka-0" not found` for 31 s). Only the wait's own timeout ends that.
+fn awaits_its_claim(message: &str) -> bool {
+    message.contains("persistentvolumeclaim") && message.contains("not found")
 }
 
 fn container_status<'a>(pod: &'a Pod, container: &str) -> Option<&'a k8s_openapi::api::core::v1::ContainerStatus> {
@@ -142,6 +149,15 @@ mod tests {
         assert_eq!(permanent("bookie-2", &pending, "bookie", 0, at("2026-11-26T10:00:20Z")), None);
         let why = permanent("bookie-2", &pending, "bookie", 0, at("2026-11-26T10:00:31Z")).unwrap();
         assert_eq!(why, "bookie-2 has been unschedulable for 31s: 0/5 nodes are available");
+    }
+
+    #[test]
+    fn a_claim_not_made_yet_is_not_a_permanent_refusal() {
+        let message = r#"0/5 nodes are available: persistentvolumeclaim "datadir-kafka-0" not found. not found"#;
+        let pending = pod(json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+            "reason": "Unschedulable", "message": message, "lastTransitionTime": "2026-11-26T10:00:00Z"}]}));
+        assert_eq!(permanent("kafka-0", &pending, "kafka", 0, at("2026-11-26T10:05:00Z")), None);
+        assert_eq!(unschedulable(&pending).as_deref(), Some(message), "still shown as what keeps it Pending");
     }
 
     #[test]
