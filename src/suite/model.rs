@@ -128,7 +128,7 @@ fn yes() -> bool {
 }
 
 fn default_cluster() -> String {
-    "default".to_string()
+    crate::settings::DEFAULT_KIND_CONFIG.to_string()
 }
 
 #[derive(Debug, Clone, Deserialize)]
