@@ -2,11 +2,17 @@
 //! operator beside the cluster).
 
 use anyhow::{Context, Result, bail};
+use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
+
+/// What an error quotes of a visible command's output.
+const VISIBLE_LINES_KEPT: usize = 15;
 
 /// Runs `program args` and returns its standard output. A non-zero exit is an
 /// error naming the command and quoting the end of its standard error.
@@ -30,20 +36,45 @@ pub async fn output(program: &str, args: &[&str]) -> Result<String> {
 }
 
 /// Runs a long command whose progress the user should see: its output goes
-/// to our standard error as it comes.
+/// to our standard error as it comes. A non-zero exit is an error naming the
+/// command and quoting the end of its output.
 pub async fn visible(program: &str, args: &[&str]) -> Result<()> {
-    let status = Command::new(program)
+    let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
-        .stdout(std::io::stderr())
-        .stderr(std::io::stderr())
-        .status()
-        .await
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .with_context(|| format!("cannot run `{program}`: is it installed and on PATH?"))?;
+    let kept = Arc::new(Mutex::new(VecDeque::new()));
+    let stdout = relay(child.stdout.take().expect("piped"), kept.clone());
+    let stderr = relay(child.stderr.take().expect("piped"), kept.clone());
+    let status = child.wait().await.with_context(|| format!("waiting for `{program}`"))?;
+    let _ = tokio::join!(stdout, stderr);
     if !status.success() {
-        bail!("`{} {}` failed ({status})", program, args.join(" "));
+        let kept: Vec<String> = kept.lock().unwrap().drain(..).collect();
+        bail!("`{} {}` failed ({status}): {}", program, args.join(" "), kept.join("\n"));
     }
     Ok(())
+}
+
+/// Copies a child's output to our standard error line by line, keeping the
+/// last `VISIBLE_LINES_KEPT` lines of its outputs together.
+fn relay<R>(from: R, kept: Arc<Mutex<VecDeque<String>>>) -> tokio::task::JoinHandle<()>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(from).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("{line}");
+            let mut kept = kept.lock().unwrap();
+            if kept.len() == VISIBLE_LINES_KEPT {
+                kept.pop_front();
+            }
+            kept.push_back(line);
+        }
+    })
 }
 
 /// Whether `program args` exits zero, for existence checks.
@@ -123,6 +154,15 @@ mod tests {
     async fn a_missing_program_is_named() {
         let error = output("no-such-program-stateproof", &[]).await.unwrap_err().to_string();
         assert!(error.contains("no-such-program-stateproof"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_visible_failure_quotes_the_end_of_its_output() {
+        let script = "for i in $(seq 1 20); do echo line $i; done; echo broken >&2; exit 3";
+        let error = visible("sh", &["-c", script]).await.unwrap_err().to_string();
+        assert!(error.contains("sh -c") && error.contains("broken") && error.contains("line 20"), "{error}");
+        assert!(!error.contains("line 5\n"), "only the end is quoted: {error}");
+        visible("sh", &["-c", "echo fine"]).await.unwrap();
     }
 
     #[test]

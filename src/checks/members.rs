@@ -4,6 +4,7 @@
 //! at once instead of running out its time.
 
 use crate::k8s::conditions::restart_count;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use std::time::Duration;
 
@@ -25,7 +26,11 @@ pub fn describe(name: &str, pod: Option<&Pod>, container: &str) -> String {
     }
     let status = pod.status.as_ref();
     let phase = status.and_then(|status| status.phase.clone()).unwrap_or_else(|| "unknown".into());
-    let mut line = format!("{name}: {phase}, restarts {}", restart_count(pod, container));
+    let mut line = format!("{name}: {phase}");
+    if running_unready(pod, container) {
+        line += ", not ready";
+    }
+    line += &format!(", restarts {}", restart_count(pod, container));
     if let Some(reason) = waiting_reason(pod, container) {
         line += &format!(", waiting: {reason}");
     }
@@ -33,6 +38,29 @@ pub fn describe(name: &str, pod: Option<&Pod>, container: &str) -> String {
         line += &format!(", last terminated: {reason} (exit code {code})");
     }
     line
+}
+
+/// Its container runs but does not pass its readiness probe: what it logs
+/// now says why, more than the state of its pod does.
+pub fn running_unready(pod: &Pod, container: &str) -> bool {
+    let running = pod.status.as_ref().and_then(|status| status.phase.as_deref()) == Some("Running");
+    running && container_status(pod, container).is_some_and(|status| !status.ready)
+}
+
+/// One line on the fixture's other StatefulSets (a member often waits on
+/// one of them: bookies on ZooKeeper), or none if there are none.
+pub fn others(sets: &[StatefulSet], members: &str) -> Option<String> {
+    let others: Vec<String> = sets
+        .iter()
+        .filter(|set| set.metadata.name.as_deref() != Some(members))
+        .map(|set| {
+            let name = set.metadata.name.as_deref().unwrap_or("?");
+            let desired = set.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1);
+            let ready = set.status.as_ref().and_then(|status| status.ready_replicas).unwrap_or(0);
+            format!("{name} {ready}/{desired} ready")
+        })
+        .collect();
+    (!others.is_empty()).then(|| format!("the fixture's other StatefulSets: {}", others.join(", ")))
 }
 
 /// The scheduler's message, when it found no node for the pod.
@@ -139,8 +167,24 @@ mod tests {
         );
         assert_eq!(
             describe("bookie-1", Some(&crashing(4)), "bookie"),
-            "bookie-1: Running, restarts 4, waiting: CrashLoopBackOff, last terminated: Error (exit code 1)"
+            "bookie-1: Running, not ready, restarts 4, waiting: CrashLoopBackOff, last terminated: Error (exit code 1)"
         );
+    }
+
+    #[test]
+    fn the_fixtures_other_statefulsets_are_summed_up_by_readiness() {
+        let set = |name: &str, replicas: i32, ready: i32| -> StatefulSet {
+            serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"replicas": replicas,
+                "selector": {}, "serviceName": name, "template": {}}, "status": {"replicas": replicas,
+                "readyReplicas": ready}}))
+            .unwrap()
+        };
+        let sets = [set("zk", 3, 1), set("bookie", 3, 0), set("pulsar-broker", 1, 1)];
+        assert_eq!(
+            others(&sets, "bookie").as_deref(),
+            Some("the fixture's other StatefulSets: zk 1/3 ready, pulsar-broker 1/1 ready")
+        );
+        assert_eq!(others(&sets[1..2], "bookie"), None);
     }
 
     #[test]

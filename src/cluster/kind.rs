@@ -9,7 +9,7 @@ use crate::wait;
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const FORGE_CACHE_KIND: &str = "/var/cache/stateproof/forge/bin/kind";
 
@@ -24,6 +24,20 @@ pub struct KindCluster {
 
 /// The docker network of kind's nodes.
 const KIND_NETWORK: &str = "kind";
+/// kind picks its API server's host port as it starts the control plane:
+/// two clusters created at once may pick the same one (seen: "Bind for
+/// 127.0.0.1:45371 failed: port is already allocated"), and the second one
+/// is deleted again by kind. A new attempt picks another port.
+const CREATE_ATTEMPTS: u32 = 3;
+
+fn lost_port_race(failure: &str) -> bool {
+    failure.contains("port is already allocated")
+}
+
+/// A failed test's node logs: enough to see its probes and kills, not the
+/// whole run's.
+const NODE_LOG_WINDOW: Duration = Duration::from_secs(15 * 60);
+const NODE_LOG_LINES: usize = 2000;
 
 /// A container of a pod, as the node's runtime labels it.
 pub struct ContainerRef<'a> {
@@ -84,9 +98,23 @@ impl KindCluster {
         // kind holds locked, and two clusters may be created at once.
         let kubeconfig = self.kubeconfig.display().to_string();
         let args = ["create", "cluster", "--name", &self.name, "--config", &config, "--image", image];
-        process::visible(&self.kind, &[&args[..], &["--kubeconfig", &kubeconfig]].concat()).await.with_context(
-            || format!("creating kind cluster '{}' (node logs: `kind export logs --name {}`)", self.name, self.name),
-        )?;
+        let args = [&args[..], &["--kubeconfig", &kubeconfig]].concat();
+        let mut attempt = 1;
+        while let Err(error) = process::visible(&self.kind, &args).await {
+            if attempt == CREATE_ATTEMPTS || !lost_port_race(&format!("{error:#}")) {
+                return Err(error).with_context(|| {
+                    format!(
+                        "creating kind cluster '{}' (node logs: `kind export logs --name {}`)",
+                        self.name, self.name
+                    )
+                });
+            }
+            eprintln!(
+                "stateproof: kind cluster '{}' lost its API server port to a cluster created beside it: creating it again",
+                self.name
+            );
+            attempt += 1;
+        }
         eprintln!("stateproof: kind cluster '{}' created in {:.0}s", self.name, started.elapsed().as_secs_f64());
         Ok(())
     }
@@ -218,6 +246,15 @@ impl KindCluster {
 
     pub async fn run_on_node(&self, node: &str, script: &str) -> Result<String> {
         process::output("docker", &["exec", node, "sh", "-c", script]).await
+    }
+
+    /// The last `NODE_LOG_LINES` journal lines of the node's kubelet and
+    /// containerd, from the last `NODE_LOG_WINDOW`.
+    pub async fn node_service_logs(&self, node: &str) -> Result<String> {
+        let since = format!("-{}s", NODE_LOG_WINDOW.as_secs());
+        let lines = NODE_LOG_LINES.to_string();
+        let args = ["exec", node, "journalctl", "--no-pager", "-o", "short-iso", "-u", "kubelet", "-u", "containerd"];
+        process::output("docker", &[&args[..], &["--since", &since, "-n", &lines]].concat()).await
     }
 
     pub async fn signal_container(&self, node: &str, target: &ContainerRef<'_>, signal: &str) -> Result<()> {
@@ -450,6 +487,17 @@ fn config_digest(manifest: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_port_taken_by_a_cluster_created_beside_is_worth_another_attempt() {
+        // as a CI run printed it, two clusters created at once
+        let lost = "`kind create cluster --name stateproof-autoscaling ...` failed (exit status: 1): docker: Error \
+                    response from daemon: driver failed programming external connectivity on endpoint \
+                    stateproof-autoscaling-control-plane (7d76e391): Bind for 127.0.0.1:45371 failed: port is \
+                    already allocated";
+        assert!(lost_port_race(lost));
+        assert!(!lost_port_race("ERROR: failed to create cluster: node(s) already exist for a cluster"));
+    }
 
     const KAFKA_CONFIG: &str = "sha256:59bd414c288c94b470caa46e1b7df85dbffef63d9cac299b36dcefe543c60092";
     const KAFKA_MANIFEST: &str = "sha256:cb59e3fc83849bf6c56214a201d3556b31ad8c7db4079f946adb3538f4c5f2ad";

@@ -130,6 +130,11 @@ impl Cluster {
         self.kind("signalling a process")?.signal_container(node, target, signal).await
     }
 
+    /// The recent logs of a node's kubelet and container runtime.
+    pub async fn node_service_logs(&self, node: &str) -> Result<String> {
+        self.kind("reading a node's service logs")?.node_service_logs(node).await
+    }
+
     /// Tears down what this run created, unless the user asked to keep it.
     pub async fn finish(&self, keep: bool) -> Result<()> {
         match &self.provider {

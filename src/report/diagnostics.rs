@@ -1,7 +1,9 @@
 //! What a failed test leaves behind, so that it can be understood without a
-//! re-run: events, objects as YAML, container logs (previous ones too) and
-//! node conditions, under `<report dir>/<run>/<suite>/<test>/`.
+//! re-run: events, objects as YAML, container logs (previous ones too), node
+//! conditions, and the kubelet's and container runtime's logs of the nodes
+//! its pods run on, under `<report dir>/<run>/<suite>/<test>/`.
 
+use crate::cluster::Cluster;
 use anyhow::Result;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Event, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service};
@@ -13,8 +15,8 @@ use std::path::Path;
 
 /// Collects into `dir` and returns it, or says why it could not and
 /// returns nothing: a failed collection must not hide the test's failure.
-pub async fn capture(client: &Client, namespace: &str, dir: &Path) -> Option<std::path::PathBuf> {
-    match collect(client, namespace, dir).await {
+pub async fn capture(cluster: &Cluster, namespace: &str, dir: &Path) -> Option<std::path::PathBuf> {
+    match collect(cluster, namespace, dir).await {
         Ok(()) => Some(dir.to_path_buf()),
         Err(error) => {
             eprintln!("stateproof: could not collect diagnostics into {}: {error:#}", dir.display());
@@ -23,7 +25,8 @@ pub async fn capture(client: &Client, namespace: &str, dir: &Path) -> Option<std
     }
 }
 
-async fn collect(client: &Client, namespace: &str, dir: &Path) -> Result<()> {
+async fn collect(cluster: &Cluster, namespace: &str, dir: &Path) -> Result<()> {
+    let client = &cluster.client;
     std::fs::create_dir_all(dir)?;
     let namespaced = |file: &str| dir.join(file);
     dump(&Api::<Event>::namespaced(client.clone(), namespace), &namespaced("events.yaml")).await;
@@ -35,7 +38,23 @@ async fn collect(client: &Client, namespace: &str, dir: &Path) -> Result<()> {
     dump(&Api::<PersistentVolume>::all(client.clone()), &namespaced("pvs.yaml")).await;
     node_conditions(client, &namespaced("nodes.txt")).await;
     logs(client, namespace, &dir.join("logs")).await;
+    node_logs(cluster, namespace, &dir.join("nodes")).await;
     Ok(())
+}
+
+/// The service logs of each node a pod of the namespace is placed on: what
+/// the kubelet and the runtime did to its pods (probes, kills, mounts).
+async fn node_logs(cluster: &Cluster, namespace: &str, dir: &Path) {
+    let Ok(pods) = Api::<Pod>::namespaced(cluster.client.clone(), namespace).list(&ListParams::default()).await else {
+        return;
+    };
+    let nodes: std::collections::BTreeSet<String> =
+        pods.items.into_iter().filter_map(|pod| pod.spec?.node_name).collect();
+    let _ = std::fs::create_dir_all(dir);
+    for node in nodes {
+        let text = cluster.node_service_logs(&node).await.unwrap_or_else(|error| format!("not collected: {error:#}\n"));
+        let _ = std::fs::write(dir.join(format!("{node}.log")), text);
+    }
 }
 
 /// Lists every object of a kind into one YAML file; a failure to collect is

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const NAMESPACE_DELETE_TIMEOUT: Duration = Duration::from_secs(180);
-const PREVIOUS_LOG_LINES: i64 = 15;
+const LOG_TAIL_LINES: i64 = 15;
 
 pub struct SuiteEnv {
     pub suite: Suite,
@@ -223,7 +223,9 @@ impl SuiteEnv {
         Ok(counts)
     }
 
-    /// What each member is doing, with the previous logs of those restarted.
+    /// What each member is doing, with the previous logs of those restarted
+    /// and the current logs of those running but not ready, then how the
+    /// fixture's other StatefulSets stand.
     pub async fn members_report(&self) -> Result<String> {
         let container = &self.suite.members.container;
         let mut report = Vec::new();
@@ -231,23 +233,33 @@ impl SuiteEnv {
             let name = self.members.pod(member);
             let pod = self.members.pods.get_opt(&name).await?;
             report.push(members::describe(&name, pod.as_ref(), container));
-            if pod.as_ref().is_some_and(|pod| restart_count(pod, container) > 0) {
-                let params = LogParams {
-                    container: Some(container.clone()),
-                    previous: true,
-                    tail_lines: Some(PREVIOUS_LOG_LINES),
-                    ..Default::default()
-                };
-                match self.members.pods.logs(&name, &params).await {
-                    Ok(logs) => report.push(format!(
-                        "  previous logs of {name} (last {PREVIOUS_LOG_LINES} lines):\n{}",
-                        indent(&logs)
-                    )),
-                    Err(error) => report.push(format!("  no previous logs of {name}: {error}")),
-                }
+            let Some(pod) = pod else { continue };
+            if restart_count(&pod, container) > 0 {
+                report.push(self.log_tail(&name, true).await);
+            }
+            if members::running_unready(&pod, container) {
+                report.push(self.log_tail(&name, false).await);
             }
         }
+        let sets = self.sets.list(&Default::default()).await?.items;
+        report.extend(members::others(&sets, &self.suite.members.statefulset));
         Ok(report.join("\n"))
+    }
+
+    /// The last lines a member's container logged, now or before its last
+    /// restart, indented under a heading.
+    async fn log_tail(&self, pod: &str, previous: bool) -> String {
+        let params = LogParams {
+            container: Some(self.suite.members.container.clone()),
+            previous,
+            tail_lines: Some(LOG_TAIL_LINES),
+            ..Default::default()
+        };
+        let which = if previous { "previous" } else { "current" };
+        match self.members.pods.logs(pod, &params).await {
+            Ok(logs) => format!("  {which} logs of {pod} (last {LOG_TAIL_LINES} lines):\n{}", indent(&logs)),
+            Err(error) => format!("  no {which} logs of {pod}: {error}"),
+        }
     }
 
     /// Deletes the namespace, then what lives outside it; with `gate`, the

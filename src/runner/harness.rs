@@ -536,7 +536,7 @@ async fn setup(shared: &Shared, loaded: &LoadedSuite) -> EnvState {
         Ok(()) => EnvState::Ready(env),
         Err(error) => {
             let dir = diagnostics_dir(shared, &loaded.label(), "setup");
-            let diagnostics = diagnostics::capture(&env.cluster.client, &env.namespace, &dir).await;
+            let diagnostics = diagnostics::capture(&env.cluster, &env.namespace, &dir).await;
             EnvState::Failed { why: format!("{error:#}"), diagnostics, env: Some(env) }
         }
     }
@@ -571,7 +571,7 @@ async fn execute(shared: &Shared, loaded: &LoadedSuite, env: &SuiteEnv, spec: &s
     if env.suite.deploy.wait_ready
         && let Err(error) = env.wait_ready(env.suite.defaults.ready_timeout).await
     {
-        let diagnostics = diagnostics::capture(&env.cluster.client, &env.namespace, &dir).await;
+        let diagnostics = diagnostics::capture(&env.cluster, &env.namespace, &dir).await;
         let outcome =
             verdict::failed_before_steps(spec, format!("before the test, the fixture is not ready: {error:#}"));
         return Ran { outcome, diagnostics, properties: Vec::new() };

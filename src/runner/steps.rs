@@ -225,7 +225,7 @@ impl<'a> TestRun<'a> {
     /// The cluster's state, and the system's own view of itself.
     async fn capture(&self, dir: &Path) -> Option<PathBuf> {
         let env = self.env;
-        let captured = report::diagnostics::capture(&env.cluster.client, &env.namespace, dir).await?;
+        let captured = report::diagnostics::capture(&env.cluster, &env.namespace, dir).await?;
         for (file, text) in env.system.diagnostics(&env.ordinals().await.unwrap_or_default()).await {
             let _ = std::fs::write(captured.join(file), text);
         }
