@@ -59,6 +59,8 @@ impl Observer {
 
 /// Turns the objects a watch reports into observations of what changed.
 trait Tracker<K>: Send + 'static {
+    /// Whether waiters hear of every change, or only of those observed.
+    const EVERY_CHANGE_MATTERS: bool;
     fn applied(&mut self, object: &K) -> Vec<Observed>;
     fn deleted(&mut self, object: &K) -> Vec<Observed>;
 }
@@ -75,6 +77,9 @@ where
             Ok(Event::Delete(object)) => tracker.deleted(&object),
             Ok(Event::Init | Event::InitDone) | Err(_) => continue,
         };
+        if observed.is_empty() && !T::EVERY_CHANGE_MATTERS {
+            continue;
+        }
         seen.lock().unwrap().extend(observed);
         changed.send_modify(|count| *count += 1);
     }
@@ -95,6 +100,9 @@ struct Pods {
 }
 
 impl Tracker<Pod> for Pods {
+    /// A wait may look for any of a pod's conditions, not only those observed.
+    const EVERY_CHANGE_MATTERS: bool = true;
+
     fn applied(&mut self, pod: &Pod) -> Vec<Observed> {
         let name = pod.name_any();
         let state = PodState {
@@ -143,6 +151,10 @@ struct Nodes {
 }
 
 impl Tracker<Node> for Nodes {
+    /// Kubelets post their node's status every few seconds: waits hear only
+    /// of a node turning Ready or NotReady.
+    const EVERY_CHANGE_MATTERS: bool = false;
+
     fn applied(&mut self, node: &Node) -> Vec<Observed> {
         let name = node.name_any();
         let ready = node_ready_status(node) == "True";
