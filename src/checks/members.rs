@@ -50,17 +50,32 @@ pub fn running_unready(pod: &Pod, container: &str) -> bool {
 /// One line on the fixture's other StatefulSets (a member often waits on
 /// one of them: bookies on ZooKeeper), or none if there are none.
 pub fn others(sets: &[StatefulSet], members: &str) -> Option<String> {
-    let others: Vec<String> = sets
-        .iter()
-        .filter(|set| set.metadata.name.as_deref() != Some(members))
-        .map(|set| {
-            let name = set.metadata.name.as_deref().unwrap_or("?");
-            let desired = set.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1);
-            let ready = set.status.as_ref().and_then(|status| status.ready_replicas).unwrap_or(0);
-            format!("{name} {ready}/{desired} ready")
-        })
-        .collect();
+    let others: Vec<String> = other_sets(sets, members).map(|(set, _)| set).collect();
     (!others.is_empty()).then(|| format!("the fixture's other StatefulSets: {}", others.join(", ")))
+}
+
+/// The fixture's other StatefulSets that are not fully ready, as `zk 1/3 ready`.
+pub fn unready_others(sets: &[StatefulSet], members: &str) -> Vec<String> {
+    other_sets(sets, members).filter(|(_, ready)| !ready).map(|(set, _)| set).collect()
+}
+
+fn other_sets<'a>(sets: &'a [StatefulSet], members: &'a str) -> impl Iterator<Item = (String, bool)> + 'a {
+    sets.iter().filter(move |set| set.metadata.name.as_deref() != Some(members)).map(|set| {
+        let name = set.metadata.name.as_deref().unwrap_or("?");
+        let desired = set.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1);
+        let ready = set.status.as_ref().and_then(|status| status.ready_replicas).unwrap_or(0);
+        (format!("{name} {ready}/{desired} ready"), ready >= desired)
+    })
+}
+
+/// What a wait knows when it asks whether a member's state is permanent.
+pub struct Looked<'a> {
+    /// The member's restart count when the wait began.
+    pub restarts_before: i32,
+    /// The fixture's other StatefulSets not ready yet (`unready_others`).
+    pub unready_others: &'a [String],
+    /// The wall clock.
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 /// The scheduler's message, when it found no node for the pod.
@@ -80,30 +95,26 @@ fn unscheduled_condition(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::PodCo
 
 /// Why the member will not come up by waiting, if it will not: refused by
 /// the scheduler for `UNSCHEDULABLE_FOR`, or crash looping with
-/// `CRASH_LOOP_RESTARTS` restarts more than `restarts_before` (its count when
-/// the wait began). `now` is the wall clock.
-pub fn permanent(
-    name: &str,
-    pod: &Pod,
-    container: &str,
-    restarts_before: i32,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Option<String> {
+/// `CRASH_LOOP_RESTARTS` restarts more than when the wait began while the
+/// fixture's other StatefulSets are all ready: a Kafka broker exits until its
+/// ZooKeeper has a quorum, and a ZooKeeper member may wait for its volume
+/// (seen: the local-path provisioner timed out once and succeeded on retry).
+pub fn permanent(name: &str, pod: &Pod, container: &str, looked: &Looked) -> Option<String> {
     if let Some(condition) = unscheduled_condition(pod) {
         let message = condition.message.as_deref().unwrap_or_default();
         if awaits_its_claim(message) {
             return None;
         }
         let since = condition.last_transition_time.as_ref().map(|time| time.0.as_millisecond())?;
-        let refused_for = Duration::from_millis(u64::try_from(now.timestamp_millis() - since).unwrap_or(0));
+        let refused_for = Duration::from_millis(u64::try_from(looked.now.timestamp_millis() - since).unwrap_or(0));
         return (refused_for >= UNSCHEDULABLE_FOR)
             .then(|| format!("{name} has been unschedulable for {}s: {}", refused_for.as_secs(), message));
     }
     let restarts = restart_count(pod, container);
     let looping = waiting_reason(pod, container).as_deref() == Some("CrashLoopBackOff");
-    (looping && restarts - restarts_before >= CRASH_LOOP_RESTARTS).then(|| {
+    let during = restarts - looked.restarts_before;
+    (looping && during >= CRASH_LOOP_RESTARTS && looked.unready_others.is_empty()).then(|| {
         let (reason, code) = last_termination(pod, container).unwrap_or_else(|| ("?".into(), 0));
-        let during = restarts - restarts_before;
         format!("{name} is crash looping: {restarts} restarts ({during} while waiting), the last one {reason} (exit code {code})")
     })
 }
@@ -158,6 +169,11 @@ mod tests {
         time.parse().unwrap()
     }
 
+    /// The fixture's other StatefulSets all ready.
+    fn looked(restarts_before: i32, now: chrono::DateTime<chrono::Utc>) -> Looked<'static> {
+        Looked { restarts_before, unready_others: &[], now }
+    }
+
     #[test]
     fn a_member_is_described_by_what_keeps_it_from_serving() {
         assert!(describe("bookie-2", None, "bookie").contains("not created"));
@@ -185,13 +201,14 @@ mod tests {
             Some("the fixture's other StatefulSets: zk 1/3 ready, pulsar-broker 1/1 ready")
         );
         assert_eq!(others(&sets[1..2], "bookie"), None);
+        assert_eq!(unready_others(&sets, "bookie"), ["zk 1/3 ready"]);
     }
 
     #[test]
     fn refused_by_the_scheduler_for_half_a_minute_is_permanent() {
         let pending = refused("2026-11-26T10:00:00Z");
-        assert_eq!(permanent("bookie-2", &pending, "bookie", 0, at("2026-11-26T10:00:20Z")), None);
-        let why = permanent("bookie-2", &pending, "bookie", 0, at("2026-11-26T10:00:31Z")).unwrap();
+        assert_eq!(permanent("bookie-2", &pending, "bookie", &looked(0, at("2026-11-26T10:00:20Z"))), None);
+        let why = permanent("bookie-2", &pending, "bookie", &looked(0, at("2026-11-26T10:00:31Z"))).unwrap();
         assert_eq!(why, "bookie-2 has been unschedulable for 31s: 0/5 nodes are available");
     }
 
@@ -200,23 +217,31 @@ mod tests {
         let message = r#"0/5 nodes are available: persistentvolumeclaim "datadir-kafka-0" not found. not found"#;
         let pending = pod(json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
             "reason": "Unschedulable", "message": message, "lastTransitionTime": "2026-11-26T10:00:00Z"}]}));
-        assert_eq!(permanent("kafka-0", &pending, "kafka", 0, at("2026-11-26T10:05:00Z")), None);
+        assert_eq!(permanent("kafka-0", &pending, "kafka", &looked(0, at("2026-11-26T10:05:00Z"))), None);
         assert_eq!(unschedulable(&pending).as_deref(), Some(message), "still shown as what keeps it Pending");
     }
 
     #[test]
     fn a_crash_loop_is_permanent_after_four_restarts_while_waiting() {
         let now = at("2026-11-26T10:00:00Z");
-        assert_eq!(permanent("bookie-1", &crashing(2), "bookie", 0, now), None);
-        let why = permanent("bookie-1", &crashing(4), "bookie", 0, now).unwrap();
+        assert_eq!(permanent("bookie-1", &crashing(2), "bookie", &looked(0, now)), None);
+        let why = permanent("bookie-1", &crashing(4), "bookie", &looked(0, now)).unwrap();
         assert_eq!(why, "bookie-1 is crash looping: 4 restarts (4 while waiting), the last one Error (exit code 1)");
+    }
+
+    #[test]
+    fn a_crash_loop_is_not_permanent_while_the_fixtures_other_statefulsets_are_not_ready() {
+        let unready = ["zk 1/3 ready".to_string()];
+        let waiting_on_zookeeper =
+            Looked { restarts_before: 0, unready_others: &unready, now: at("2026-11-26T10:00:00Z") };
+        assert_eq!(permanent("kafka-0", &crashing(6), "bookie", &waiting_on_zookeeper), None);
     }
 
     #[test]
     fn restarts_from_before_the_wait_do_not_make_a_crash_loop_permanent() {
         let now = at("2026-11-26T10:00:00Z");
-        assert_eq!(permanent("kafka-1", &crashing(5), "bookie", 3, now), None);
-        assert!(permanent("kafka-1", &crashing(7), "bookie", 3, now).is_some());
+        assert_eq!(permanent("kafka-1", &crashing(5), "bookie", &looked(3, now)), None);
+        assert!(permanent("kafka-1", &crashing(7), "bookie", &looked(3, now)).is_some());
     }
 
     #[test]

@@ -189,14 +189,19 @@ impl SuiteEnv {
         let restarts_before = self.restart_counts().await?;
         let changes = self.observer.changes();
         let waited = wait::until_changed(&format!("StatefulSet {name} to roll out"), timeout, changes, || async {
-            let Some(set) = self.sets.get_opt(name).await? else { return Ok(Probe::Pending("does not exist".into())) };
-            let Err(missing) = statefulset_rolled_out(&set) else { return Ok(Probe::Done(())) };
+            let sets = self.sets.list(&Default::default()).await?.items;
+            let Some(set) = sets.iter().find(|set| set.metadata.name.as_ref() == Some(name)) else {
+                return Ok(Probe::Pending("does not exist".into()));
+            };
+            let Err(missing) = statefulset_rolled_out(set) else { return Ok(Probe::Done(())) };
+            let unready = members::unready_others(&sets, name);
             let now = chrono::Utc::now();
-            for member in ordinals_of(&set) {
+            for member in ordinals_of(set) {
                 let pod = self.members.pod(member);
                 let Some(found) = self.members.pods.get_opt(&pod).await? else { continue };
                 let before = found.metadata.uid.as_ref().and_then(|uid| restarts_before.get(uid)).copied();
-                if let Some(why) = members::permanent(&pod, &found, container, before.unwrap_or(0), now) {
+                let looked_at = members::Looked { restarts_before: before.unwrap_or(0), unready_others: &unready, now };
+                if let Some(why) = members::permanent(&pod, &found, container, &looked_at) {
                     return Ok(Probe::Never(why));
                 }
             }
