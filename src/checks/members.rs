@@ -70,7 +70,8 @@ fn other_sets<'a>(sets: &'a [StatefulSet], members: &'a str) -> impl Iterator<It
 
 /// What a wait knows when it asks whether a member's state is permanent.
 pub struct Looked<'a> {
-    /// The member's restart count when the wait began.
+    /// The member's restart count when the wait began, or when it last saw
+    /// the fixture's other StatefulSets not ready.
     pub restarts_before: i32,
     /// The fixture's other StatefulSets not ready yet (`unready_others`).
     pub unready_others: &'a [String],

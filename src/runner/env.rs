@@ -186,7 +186,10 @@ impl SuiteEnv {
     pub async fn wait_rolled_out(&self, timeout: Duration) -> Result<()> {
         let name = &self.suite.members.statefulset;
         let container = &self.suite.members.container;
-        let restarts_before = self.restart_counts().await?;
+        // Restarts count from the wait's start, or from the last time the
+        // fixture's other StatefulSets were seen not ready: a broker's
+        // restarts while its ZooKeeper formed say nothing of the broker.
+        let restarts_before = std::sync::Mutex::new(self.restart_counts().await?);
         let changes = self.observer.changes();
         let waited = wait::until_changed(&format!("StatefulSet {name} to roll out"), timeout, changes, || async {
             let sets = self.sets.list(&Default::default()).await?.items;
@@ -199,8 +202,14 @@ impl SuiteEnv {
             for member in ordinals_of(set) {
                 let pod = self.members.pod(member);
                 let Some(found) = self.members.pods.get_opt(&pod).await? else { continue };
-                let before = found.metadata.uid.as_ref().and_then(|uid| restarts_before.get(uid)).copied();
-                let looked_at = members::Looked { restarts_before: before.unwrap_or(0), unready_others: &unready, now };
+                let uid = found.metadata.uid.clone().unwrap_or_default();
+                let mut counts = restarts_before.lock().unwrap();
+                if !unready.is_empty() {
+                    counts.insert(uid.clone(), restart_count(&found, container));
+                }
+                let before = counts.get(&uid).copied().unwrap_or(0);
+                drop(counts);
+                let looked_at = members::Looked { restarts_before: before, unready_others: &unready, now };
                 if let Some(why) = members::permanent(&pod, &found, container, &looked_at) {
                     return Ok(Probe::Never(why));
                 }
