@@ -37,22 +37,22 @@ async fn collect(cluster: &Cluster, namespace: &str, dir: &Path) -> Result<()> {
     dump(&Api::<PodDisruptionBudget>::namespaced(client.clone(), namespace), &namespaced("pdbs.yaml")).await;
     dump(&Api::<PersistentVolume>::all(client.clone()), &namespaced("pvs.yaml")).await;
     node_conditions(client, &namespaced("nodes.txt")).await;
-    logs(client, namespace, &dir.join("logs")).await;
-    node_logs(cluster, namespace, &dir.join("nodes")).await;
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace);
+    if let Ok(list) = pods.list(&ListParams::default()).await {
+        logs(&pods, &list.items, &dir.join("logs")).await;
+        node_logs(cluster, &list.items, &dir.join("nodes")).await;
+    }
     Ok(())
 }
 
-/// The service logs of each node a pod of the namespace is placed on: what
-/// the kubelet and the runtime did to its pods (probes, kills, mounts).
-async fn node_logs(cluster: &Cluster, namespace: &str, dir: &Path) {
-    let Ok(pods) = Api::<Pod>::namespaced(cluster.client.clone(), namespace).list(&ListParams::default()).await else {
-        return;
-    };
-    let nodes: std::collections::BTreeSet<String> =
-        pods.items.into_iter().filter_map(|pod| pod.spec?.node_name).collect();
+/// The service logs of each node one of `pods` is placed on: what the
+/// kubelet and the runtime did to them (probes, kills, mounts).
+async fn node_logs(cluster: &Cluster, pods: &[Pod], dir: &Path) {
+    let nodes: std::collections::BTreeSet<&str> =
+        pods.iter().filter_map(|pod| pod.spec.as_ref()?.node_name.as_deref()).collect();
     let _ = std::fs::create_dir_all(dir);
     for node in nodes {
-        let text = cluster.node_service_logs(&node).await.unwrap_or_else(|error| format!("not collected: {error:#}\n"));
+        let text = cluster.node_service_logs(node).await.unwrap_or_else(|error| format!("not collected: {error:#}\n"));
         let _ = std::fs::write(dir.join(format!("{node}.log")), text);
     }
 }
@@ -98,25 +98,23 @@ async fn node_conditions(client: &Client, file: &Path) {
     let _ = std::fs::write(file, text);
 }
 
-async fn logs(client: &Client, namespace: &str, dir: &Path) {
-    let pods = Api::<Pod>::namespaced(client.clone(), namespace);
-    let Ok(list) = pods.list(&ListParams::default()).await else {
-        return;
-    };
+/// Every container's log of `pods`, and its previous container's.
+async fn logs(api: &Api<Pod>, pods: &[Pod], dir: &Path) {
     let _ = std::fs::create_dir_all(dir);
-    for pod in list.items {
+    for pod in pods {
         let name = pod.name_any();
-        let containers = pod
+        let containers: Vec<String> = pod
             .spec
-            .map(|spec| spec.init_containers.unwrap_or_default().into_iter().chain(spec.containers))
-            .into_iter()
-            .flatten();
+            .iter()
+            .flat_map(|spec| spec.init_containers.iter().flatten().chain(&spec.containers))
+            .map(|container| container.name.clone())
+            .collect();
         for container in containers {
             for previous in [false, true] {
-                let params = LogParams { container: Some(container.name.clone()), previous, ..Default::default() };
-                if let Ok(text) = pods.logs(&name, &params).await {
+                let params = LogParams { container: Some(container.clone()), previous, ..Default::default() };
+                if let Ok(text) = api.logs(&name, &params).await {
                     let suffix = if previous { ".previous" } else { "" };
-                    let _ = std::fs::write(dir.join(format!("{name}.{}{suffix}.log", container.name)), text);
+                    let _ = std::fs::write(dir.join(format!("{name}.{container}{suffix}.log")), text);
                 }
             }
         }
