@@ -53,8 +53,11 @@ pub const DEFAULT_KIND_CONFIG: &str = "default";
 pub enum ClusterChoice {
     /// A kind cluster: reused when one of this name exists, else created.
     Kind { name: String, node_image: Option<String> },
-    /// Any cluster reachable through a kubeconfig.
-    Kubeconfig { path: Option<PathBuf>, context: Option<String> },
+    /// Any cluster reachable through a kubeconfig. Its nodes pull the forged
+    /// images from `image_registry` (`STATEPROOF_IMAGE_REGISTRY`, a prefix the
+    /// forge pushes to), stateproof's node agent included: without one, they
+    /// have none of them, and the agent's capabilities are not offered.
+    Kubeconfig { path: Option<PathBuf>, context: Option<String>, image_registry: Option<String> },
 }
 
 impl ClusterChoice {
@@ -75,24 +78,30 @@ impl ClusterChoice {
     pub fn identity(&self) -> String {
         match self {
             ClusterChoice::Kind { name, .. } => format!("kind cluster {name}"),
-            ClusterChoice::Kubeconfig { path, context } => format!("kubeconfig {path:?}, context {context:?}"),
+            ClusterChoice::Kubeconfig { path, context, .. } => format!("kubeconfig {path:?}, context {context:?}"),
         }
     }
 
-    /// What the provider can do to nodes and processes.
+    /// What the provider can do to nodes and processes: kind through its
+    /// node containers, any other cluster through the node agent, whose
+    /// image its nodes pull from the user's registry.
     pub fn offers(&self) -> BTreeSet<Capability> {
+        let on_nodes = BTreeSet::from([Capability::NodeStop, Capability::ProcessSignal, Capability::LocalVolumes]);
         match self {
-            ClusterChoice::Kind { .. } => {
-                BTreeSet::from([Capability::NodeStop, Capability::ProcessSignal, Capability::LocalVolumes])
-            }
-            ClusterChoice::Kubeconfig { .. } => BTreeSet::new(),
+            ClusterChoice::Kind { .. } | ClusterChoice::Kubeconfig { image_registry: Some(_), .. } => on_nodes,
+            ClusterChoice::Kubeconfig { image_registry: None, .. } => BTreeSet::new(),
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
             ClusterChoice::Kind { .. } => "the kind provider".into(),
-            ClusterChoice::Kubeconfig { .. } => "a cluster from a kubeconfig (STATEPROOF_CLUSTER=kubeconfig)".into(),
+            ClusterChoice::Kubeconfig { image_registry: Some(registry), .. } => {
+                format!("a cluster from a kubeconfig (STATEPROOF_CLUSTER=kubeconfig), images from {registry}")
+            }
+            ClusterChoice::Kubeconfig { image_registry: None, .. } => "a cluster from a kubeconfig without \
+                 STATEPROOF_IMAGE_REGISTRY (the registry its nodes would pull stateproof's node agent from)"
+                .into(),
         }
     }
 }
@@ -133,6 +142,7 @@ impl Settings {
             Some("kubeconfig") => ClusterChoice::Kubeconfig {
                 path: var("STATEPROOF_KUBECONFIG").map(PathBuf::from),
                 context: var("STATEPROOF_CONTEXT"),
+                image_registry: var("STATEPROOF_IMAGE_REGISTRY").map(|prefix| prefix.trim_end_matches('/').to_string()),
             },
             None | Some("kind") => ClusterChoice::Kind {
                 name: var("STATEPROOF_KIND_CLUSTER").unwrap_or_else(|| "stateproof".into()),
@@ -170,5 +180,24 @@ impl Settings {
 
     pub fn kind_config(&self, name: &str) -> PathBuf {
         self.kind_configs_dir.join(format!("{name}.yaml"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_from_a_kubeconfig_offers_node_steps_only_with_a_registry_for_the_agent() {
+        let reached = |image_registry: Option<&str>| ClusterChoice::Kubeconfig {
+            path: None,
+            context: None,
+            image_registry: image_registry.map(str::to_string),
+        };
+        assert!(reached(None).offers().is_empty());
+        assert!(reached(None).describe().contains("without STATEPROOF_IMAGE_REGISTRY"));
+        let kind = ClusterChoice::Kind { name: "k".into(), node_image: None };
+        assert_eq!(reached(Some("registry.example/team")).offers(), kind.offers());
+        assert_eq!(kind.offers().len(), 3);
     }
 }

@@ -51,16 +51,31 @@ ensure_registry_running() {
 }
 
 # Pushes the image to the local registry, unless it already holds that very
-# image (the stamp records the image ID last pushed).
+# image (the stamp records the image ID last pushed); and, when the user names
+# one (STATEPROOF_IMAGE_REGISTRY, e.g. registry.example.com/team), to theirs,
+# with Docker's own login, for clusters that cannot reach this host.
 publish_image() {
   local image=$1 id stamp
   id=$(docker image inspect -f '{{.Id}}' "$image")
   stamp=published-$(printf '%s' "$image" | tr -c 'a-z0-9\n' '-')
-  if stamp_matches "$stamp" "$id" && registry_has "$image"; then return 0; fi
-  docker tag "$image" "$REGISTRY_PUSH/$image"
-  run_logged "publishing $image to the local registry" docker push -q "$REGISTRY_PUSH/$image"
-  docker rmi "$REGISTRY_PUSH/$image" >/dev/null
-  write_stamp "$stamp" "$id"
+  if ! stamp_matches "$stamp" "$id" || ! registry_has "$image"; then
+    push_as "$REGISTRY_PUSH/$image" "$image" "the local registry"
+    write_stamp "$stamp" "$id"
+  fi
+  local theirs=${STATEPROOF_IMAGE_REGISTRY:-}
+  if [ -n "$theirs" ] && [ "$theirs" != "$REGISTRY_PUSH" ]; then
+    stamp=$stamp-to-$(printf '%s' "$theirs" | tr -c 'a-z0-9\n' '-')
+    stamp_matches "$stamp" "$id" && return 0
+    push_as "$theirs/$image" "$image" "$theirs"
+    write_stamp "$stamp" "$id"
+  fi
+}
+
+push_as() {
+  local target=$1 image=$2 where=$3
+  docker tag "$image" "$target"
+  run_logged "publishing $image to $where" docker push -q "$target"
+  docker rmi "$target" >/dev/null
 }
 
 registry_has() {

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 
 /// The stage that builds kind's node image.
 pub const NODE_IMAGE_STAGE: &str = "node-image";
+/// The stage that builds stateproof's node agent (cluster::node_agent).
+pub const NODE_AGENT_STAGE: &str = "node-agent";
 
 /// The images the forge builds, by the name fixtures give them, each with
 /// its stage, and the local registry it publishes them to. Nodes pull them
@@ -81,8 +83,20 @@ impl Forged {
         self.stages.get(image).map(String::as_str)
     }
 
+    /// The name under which a cluster pulls a forged image from the user's
+    /// registry (`STATEPROOF_IMAGE_REGISTRY`), where the forge pushed it.
+    pub fn published_to(&self, registry: &str, image: &str) -> Option<String> {
+        self.stage_of(image)?;
+        Some(format!("{registry}/{image}"))
+    }
+
     pub fn node_image(&self) -> Option<&str> {
-        self.stages.iter().find(|(_, stage)| *stage == NODE_IMAGE_STAGE).map(|(image, _)| image.as_str())
+        self.image_of(NODE_IMAGE_STAGE)
+    }
+
+    /// The one image a stage builds (the first, for a stage of several).
+    pub fn image_of(&self, stage: &str) -> Option<&str> {
+        self.stages.iter().find(|(_, of)| *of == stage).map(|(image, _)| image.as_str())
     }
 
     /// The stages that build these images (those the forge builds).
@@ -121,6 +135,9 @@ mod tests {
         assert_eq!(forged.stage_of("stateproof/pulsar:4.0"), Some("pulsar"));
         assert_eq!(forged.stage_of("stateproof/pulsar:4.1"), None);
         assert_eq!(forged.node_image(), Some("stateproof/kind-node:v1.34.4"));
+        let theirs = forged.published_to("registry.example/team", "stateproof/zookeeper:3.8");
+        assert_eq!(theirs.as_deref(), Some("registry.example/team/stateproof/zookeeper:3.8"));
+        assert_eq!(forged.published_to("registry.example/team", "busybox:1"), None);
         let stages = forged.stages_for(["stateproof/pulsar:4.0", "stateproof/bookkeeper:4.17", "busybox:1"]);
         assert_eq!(stages.into_iter().collect::<Vec<_>>(), ["pulsar"]);
         assert!(Forged::parse("garbage", "").is_err());

@@ -9,7 +9,7 @@ use crate::wait;
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const FORGE_CACHE_KIND: &str = "/var/cache/stateproof/forge/bin/kind";
 
@@ -33,11 +33,6 @@ const CREATE_ATTEMPTS: u32 = 3;
 fn lost_port_race(failure: &str) -> bool {
     failure.contains("port is already allocated")
 }
-
-/// A failed test's node logs: enough to see its probes and kills, not the
-/// whole run's.
-const NODE_LOG_WINDOW: Duration = Duration::from_secs(15 * 60);
-const NODE_LOG_LINES: usize = 2000;
 
 /// A container of a pod, as the node's runtime labels it.
 pub struct ContainerRef<'a> {
@@ -248,13 +243,9 @@ impl KindCluster {
         process::output("docker", &["exec", node, "sh", "-c", script]).await
     }
 
-    /// The last `NODE_LOG_LINES` journal lines of the node's kubelet and
-    /// containerd, from the last `NODE_LOG_WINDOW`.
-    pub async fn node_service_logs(&self, node: &str) -> Result<String> {
-        let since = format!("-{}s", NODE_LOG_WINDOW.as_secs());
-        let lines = NODE_LOG_LINES.to_string();
-        let args = ["exec", node, "journalctl", "--no-pager", "-o", "short-iso", "-u", "kubelet", "-u", "containerd"];
-        process::output("docker", &[&args[..], &["--since", &since, "-n", &lines]].concat()).await
+    /// Runs a command on a node, as root, outside any pod.
+    pub async fn run_command(&self, node: &str, command: &[&str]) -> Result<String> {
+        process::output("docker", &[&["exec", node][..], command].concat()).await
     }
 
     pub async fn signal_container(&self, node: &str, target: &ContainerRef<'_>, signal: &str) -> Result<()> {

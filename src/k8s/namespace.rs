@@ -1,5 +1,6 @@
-//! The namespace of a suite: created labelled with the run, deleted at the
-//! end, and reaped by a later run when the run that made it is gone.
+//! The namespaces a run makes (a suite's, the node agent's): created labelled
+//! with the run, deleted at the end, and reaped by a later run when the run
+//! that made them is gone.
 
 use super::{MANAGED_BY, RUN_LABEL};
 use crate::wait::{self, Probe};
@@ -7,6 +8,7 @@ use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
+use rand::Rng;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -19,6 +21,17 @@ const KEPT_ANNOTATION: &str = "stateproof.io/kept";
 pub fn owner() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     format!("{}:{}", host.trim(), std::process::id())
+}
+
+/// A new namespace's name for `label` (a suite, the node agent):
+/// `sp-<label>-<5 letters>`, the label made valid; letters only, because some
+/// systems derive peer names by replacing digits in their own FQDN.
+pub fn name_for(label: &str) -> String {
+    let mut rng = rand::rng();
+    let suffix: String = (0..5).map(|_| rng.random_range(b'a'..=b'z') as char).collect();
+    let base: String = label.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let base: String = base.trim_matches('-').chars().take(40).collect();
+    format!("sp-{}-{suffix}", base.trim_end_matches('-'))
 }
 
 pub async fn create(client: &Client, name: &str, run: &str) -> Result<()> {
@@ -127,7 +140,7 @@ fn is_orphan(owner: &str, host: &str, alive: impl Fn(u32) -> bool) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_orphan, still_terminating};
+    use super::{is_orphan, name_for, still_terminating};
     use k8s_openapi::api::core::v1::Namespace;
 
     #[test]
@@ -153,5 +166,15 @@ mod tests {
         assert!(!is_orphan("vm:42", "vm", |_| true));
         assert!(!is_orphan("other:42", "vm", |_| false));
         assert!(!is_orphan("", "vm", |_| false));
+    }
+
+    #[test]
+    fn namespace_names_are_valid_and_distinct() {
+        let (a, b) = (name_for("ZooKeeper suite"), name_for("ZooKeeper suite"));
+        assert!(a.starts_with("sp-zookeeper-suite-"), "{a}");
+        assert_ne!(a, b);
+        assert!(a.len() <= 63 && a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        let variant = name_for("kafka[kafka@emptydir]");
+        assert!(variant.starts_with("sp-kafka-kafka-emptydir-"), "{variant}");
     }
 }

@@ -19,7 +19,6 @@ use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams};
-use rand::Rng;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -81,7 +80,7 @@ impl SuiteEnv {
             return Ok(Readiness::Unavailable(unavailable.join("; ")));
         }
         cluster.use_provided_images(&mut manifests);
-        let namespace = namespace_name(&loaded.label());
+        let namespace = namespace::name_for(&loaded.label());
         let local_volumes = loaded.fixture.local_volumes.clone().map(|mut spec| {
             // The suite's own class, so that suites side by side never bind each other's volumes.
             let own_class = format!("{}-{namespace}", spec.storage_class);
@@ -319,29 +318,4 @@ fn ordinals_of(set: &StatefulSet) -> Vec<Member> {
     let start = spec.ordinals.and_then(|ordinals| ordinals.start).unwrap_or(0).max(0) as u32;
     let replicas = spec.replicas.unwrap_or(1).max(0) as u32;
     (start..start + replicas).collect()
-}
-
-/// `sp-<suite>-<5 letters>`: letters only, because some systems derive peer
-/// names by replacing digits in their own FQDN.
-fn namespace_name(suite: &str) -> String {
-    let mut rng = rand::rng();
-    let suffix: String = (0..5).map(|_| rng.random_range(b'a'..=b'z') as char).collect();
-    let base: String = suite.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-    let base: String = base.trim_matches('-').chars().take(40).collect();
-    format!("sp-{}-{suffix}", base.trim_end_matches('-'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::namespace_name;
-
-    #[test]
-    fn namespace_names_are_valid_and_distinct() {
-        let (a, b) = (namespace_name("ZooKeeper suite"), namespace_name("ZooKeeper suite"));
-        assert!(a.starts_with("sp-zookeeper-suite-"), "{a}");
-        assert_ne!(a, b);
-        assert!(a.len() <= 63 && a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
-        let variant = namespace_name("kafka[kafka@emptydir]");
-        assert!(variant.starts_with("sp-kafka-kafka-emptydir-"), "{variant}");
-    }
 }

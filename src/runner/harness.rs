@@ -12,7 +12,7 @@ use super::schedule::{Admission, MemoryBudget, memory_requested};
 use super::steps::TestRun;
 use super::verdict;
 use crate::cluster::Cluster;
-use crate::cluster::forge::{self, Forged, NODE_IMAGE_STAGE};
+use crate::cluster::forge::{self, Forged, NODE_AGENT_STAGE, NODE_IMAGE_STAGE};
 use crate::faults::ledger::Ledger;
 use crate::k8s::apply;
 use crate::report::run_stats::ClusterStats;
@@ -395,7 +395,8 @@ fn unmatched_filter(args: &Arguments, trials: &[Trial]) -> Option<String> {
 }
 
 /// Runs the forge for the images the selected suites need (and the node
-/// image of a kind cluster it will create), unless the user turned it off.
+/// image of a kind cluster it will create, or the node agent of a cluster
+/// from a kubeconfig), unless the user turned it off.
 fn build_what_is_needed(shared: &Shared, plan: &Plan) {
     if !shared.settings.run_forge {
         return;
@@ -405,8 +406,14 @@ fn build_what_is_needed(shared: &Shared, plan: &Plan) {
         images.extend(apply::images(&shared.suites[*suite].loaded.fixture.manifests));
     }
     let mut stages = shared.forged.stages_for(images.iter().map(String::as_str));
-    if matches!(&shared.settings.cluster, ClusterChoice::Kind { node_image: None, .. }) && !images.is_empty() {
-        stages.insert(NODE_IMAGE_STAGE.to_string());
+    match &shared.settings.cluster {
+        ClusterChoice::Kind { node_image: None, .. } if !images.is_empty() => {
+            stages.insert(NODE_IMAGE_STAGE.to_string());
+        }
+        ClusterChoice::Kubeconfig { image_registry: Some(_), .. } => {
+            stages.insert(NODE_AGENT_STAGE.to_string());
+        }
+        _ => {}
     }
     if stages.is_empty() {
         return;
@@ -554,7 +561,7 @@ async fn cluster_for(shared: &Shared, config: &str) -> Result<Arc<Cluster>, Stri
         .cluster
         .get_or_init(|| async {
             let asked = Instant::now();
-            let cluster = Cluster::provide(&shared.settings, config, &shared.forged)
+            let cluster = Cluster::provide(&shared.settings, config, &shared.forged, &shared.run)
                 .await
                 .map_err(|error| format!("{error:#}"))?;
             let ready_seconds = asked.elapsed().as_secs_f64();

@@ -96,8 +96,8 @@ async fn run(tools: &dyn Tools, args: Args) -> Result<()> {
     let file = settings.suites_dir.join(tools.about().suite_file);
     let loaded = suite::load(&file, &settings, None).map_err(|error| anyhow!("{error}"))?;
     let forged = Forged::ask(&settings).await?;
-    let cluster = Arc::new(Cluster::provide(&settings, &loaded.suite.cluster, &forged).await?);
     let run_id = format!("bench-{}", std::process::id());
+    let cluster = Arc::new(Cluster::provide(&settings, &loaded.suite.cluster, &forged, &run_id).await?);
     let logs = settings.report_dir.join(&run_id);
     let outcome = match SuiteEnv::prepare(&loaded, cluster.clone(), &run_id, &logs).await? {
         Readiness::Unavailable(why) => {

@@ -1,0 +1,252 @@
+//! stateproof's node agent: the harness's hands on the nodes of a cluster it
+//! reaches only through a kubeconfig. A privileged DaemonSet (node_agent.yaml;
+//! its image from the forge, pulled from the user's registry), installed into
+//! a namespace of its own on first use and deleted with it at the end of the
+//! run. Every action is an exec into the agent's pod on the node: most enter
+//! the host's namespaces with nsenter; a stopped node is started again
+//! through the API server (no exec reaches a node whose kubelet is down).
+
+use super::kind::ContainerRef;
+use crate::k8s::apply::{self, Applier, Manifest};
+use crate::k8s::exec::exec_ok;
+use crate::k8s::namespace;
+use crate::wait::{self, Probe};
+use anyhow::{Context, Result};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const MANIFEST: &str = include_str!("node_agent.yaml");
+const DAEMONSET: &str = "node-agent";
+const CONTAINER: &str = "agent";
+const SELECTOR: &str = "app=stateproof-node-agent";
+/// node-agent reads it: a node's key set to "start" ends that node's stop.
+const START_CONFIGMAP: &str = "node-start";
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(120);
+/// The longest a node stays stopped when the harness never asks for it
+/// again (it died): node-stop starts the kubelet by itself then.
+const NODE_STOP_DEADLINE: Duration = Duration::from_secs(15 * 60);
+/// Into every namespace of the host's init process, as root.
+const ON_HOST: [&str; 8] = ["nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p"];
+
+pub struct NodeAgent {
+    client: Client,
+    namespace: String,
+    pods: Api<Pod>,
+}
+
+impl NodeAgent {
+    /// Installs the agent for the run `run` and waits until it runs on
+    /// every node; an image its nodes cannot pull ends the wait at once.
+    pub async fn install(client: &Client, run: &str, image: &str) -> Result<NodeAgent> {
+        let namespace = namespace::name_for("node-agent");
+        eprintln!("stateproof: installing stateproof's node agent ({image}) in namespace {namespace}");
+        namespace::create(client, &namespace, run).await?;
+        let agent = NodeAgent { client: client.clone(), pods: Api::namespaced(client.clone(), &namespace), namespace };
+        Applier::new(client.clone(), &agent.namespace).apply(&manifests(&agent.namespace, image)?).await?;
+        agent.wait_running(image).await.context("stateproof's node agent did not start")?;
+        Ok(agent)
+    }
+
+    async fn wait_running(&self, image: &str) -> Result<()> {
+        let sets = Api::<DaemonSet>::namespaced(self.client.clone(), &self.namespace);
+        wait::until("the node agent to run on every node", READY_TIMEOUT, || async {
+            let status = sets.get(DAEMONSET).await?.status.unwrap_or_default();
+            if let Some(why) = self.cannot_pull(image).await? {
+                return Ok(Probe::Never(why));
+            }
+            let (ready, wanted) = (status.number_ready, status.desired_number_scheduled);
+            Ok(if wanted > 0 && ready == wanted {
+                Probe::Done(())
+            } else {
+                Probe::Pending(format!("{ready}/{wanted} ready"))
+            })
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn cannot_pull(&self, image: &str) -> Result<Option<String>> {
+        let pods = self.pods.list(&ListParams::default().labels(SELECTOR)).await?;
+        Ok(pods.items.iter().find_map(|pod| {
+            let waiting =
+                pod.status.as_ref()?.container_statuses.as_ref()?.first()?.state.as_ref()?.waiting.as_ref()?;
+            let reason = waiting.reason.as_deref()?;
+            matches!(reason, "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName").then(|| {
+                format!(
+                    "its pod {} cannot pull {image} ({reason}: {}); is STATEPROOF_IMAGE_REGISTRY a registry its \
+                     nodes reach, and did the forge push to it?",
+                    pod.name_any(),
+                    waiting.message.as_deref().unwrap_or("no message")
+                )
+            })
+        }))
+    }
+
+    async fn pod_on(&self, node: &str) -> Result<String> {
+        let on_node = ListParams::default().labels(SELECTOR).fields(&format!("spec.nodeName={node}"));
+        let pods = self.pods.list(&on_node).await?;
+        pods.items
+            .iter()
+            .find(|pod| pod.status.as_ref().and_then(|status| status.phase.as_deref()) == Some("Running"))
+            .map(|pod| pod.name_any())
+            .with_context(|| format!("no node agent runs on node {node}"))
+    }
+
+    async fn exec(&self, node: &str, command: &[&str]) -> Result<String> {
+        let pod = self.pod_on(node).await?;
+        exec_ok(&self.pods, &pod, CONTAINER, command).await.with_context(|| format!("on node {node}"))
+    }
+
+    /// Runs a shell script on the node, as root, in the host's namespaces.
+    pub async fn run_on_node(&self, node: &str, script: &str) -> Result<String> {
+        self.exec(node, &[&ON_HOST[..], &["--", "sh", "-c", script]].concat()).await
+    }
+
+    /// Runs a command on the node, as root, in the host's namespaces.
+    pub async fn run_command(&self, node: &str, command: &[&str]) -> Result<String> {
+        self.exec(node, &[&ON_HOST[..], &["--"], command].concat()).await
+    }
+
+    /// Signals the main process of a pod's container, found through /proc:
+    /// of the processes in the container's cgroup, the first started whose
+    /// parent is not among them (exec'd processes start later).
+    pub async fn signal_container(&self, node: &str, target: &ContainerRef<'_>, signal: &str) -> Result<()> {
+        let pods = Api::<Pod>::namespaced(self.client.clone(), target.namespace);
+        let pod = pods.get(target.pod).await.with_context(|| format!("reading pod {}", target.pod))?;
+        let id = container_id(&pod, target.container)
+            .with_context(|| format!("pod {} has no running container {}", target.pod, target.container))?;
+        self.exec(node, &["sh", "-c", &signal_script(&id, signal)]).await.map(drop)
+    }
+
+    /// Stops the node's kubelet and kills its pods (node-stop), until
+    /// `start_node` or the deadline.
+    pub async fn stop_node(&self, node: &str) -> Result<()> {
+        self.ask_start(node, None).await?;
+        let script = format!(
+            "cp /usr/local/bin/node-stop /host/run/stateproof-node-stop && {} -- systemd-run --unit \
+             stateproof-node-stop --collect --quiet sh /run/stateproof-node-stop {} {}",
+            ON_HOST.join(" "),
+            self.namespace,
+            NODE_STOP_DEADLINE.as_secs()
+        );
+        self.exec(node, &["sh", "-c", &script]).await.map(drop)
+    }
+
+    /// Asks the agent on a stopped node to start it again: it looks every 2 s.
+    pub async fn start_node(&self, node: &str) -> Result<()> {
+        self.ask_start(node, Some("start")).await
+    }
+
+    async fn ask_start(&self, node: &str, value: Option<&str>) -> Result<()> {
+        let configmaps = Api::<ConfigMap>::namespaced(self.client.clone(), &self.namespace);
+        let patch = serde_json::json!({ "data": { node: value } });
+        configmaps
+            .patch(START_CONFIGMAP, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .with_context(|| format!("asking the node agent to start node {node}"))?;
+        Ok(())
+    }
+
+    pub async fn remove(&self) -> Result<()> {
+        namespace::delete(&self.client, &self.namespace, REMOVE_TIMEOUT).await
+    }
+}
+
+fn manifests(namespace: &str, image: &str) -> Result<Vec<Manifest>> {
+    let text = MANIFEST.replace("{namespace}", namespace).replace("{image}", image);
+    let file = PathBuf::from(file!()).with_file_name("node_agent.yaml");
+    Ok(apply::parse(&text)?.into_iter().map(|object| Manifest { file: file.clone(), object }).collect())
+}
+
+/// The runtime's id of the container, without its scheme (`containerd://`).
+fn container_id(pod: &Pod, container: &str) -> Option<String> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    let status = statuses.iter().find(|status| status.name == container)?;
+    let id = status.container_id.as_deref()?;
+    Some(id.split_once("://").map_or(id, |(_, id)| id).to_string())
+}
+
+fn signal_script(id: &str, signal: &str) -> String {
+    signal_script_in("/proc", id, signal)
+}
+
+fn signal_script_in(proc: &str, id: &str, signal: &str) -> String {
+    format!(
+        "pids=$(grep -l -- '{id}' {proc}/[0-9]*/cgroup 2>/dev/null | cut -d/ -f{field} | tr '\\n' ' '); \
+         [ -n \"$pids\" ] || {{ echo 'no process of container {id} on this node' >&2; exit 1; }}; \
+         main=$(for pid in $pids; do \
+           parent=$(awk '/^PPid:/ {{print $2}}' {proc}/$pid/status 2>/dev/null); \
+           case \" $pids \" in *\" $parent \"*) ;; \
+             *) echo \"$(sed 's/^.*) //' {proc}/$pid/stat | cut -d' ' -f20) $pid\";; esac; \
+         done | sort -n | head -n 1 | cut -d' ' -f2); \
+         [ -n \"$main\" ] || {{ echo 'no main process of container {id}' >&2; exit 1; }}; \
+         kill -{signal} \"$main\"",
+        field = proc.matches('/').count() + 2
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifest_names_the_namespace_and_the_image_everywhere_they_belong() {
+        let manifests = manifests("sp-node-agent-abcde", "registry.example/stateproof/node-agent:1").unwrap();
+        let text = serde_json::to_string(&manifests.iter().map(|m| &m.object).collect::<Vec<_>>()).unwrap();
+        assert!(!text.contains("{namespace}") && !text.contains("{image}"), "{text}");
+        let binding = manifests.iter().find(|m| m.object.types.as_ref().unwrap().kind == "RoleBinding").unwrap();
+        assert_eq!(binding.object.data["subjects"][0]["namespace"], "sp-node-agent-abcde");
+        assert_eq!(
+            apply::images(&manifests).into_iter().collect::<Vec<_>>(),
+            ["registry.example/stateproof/node-agent:1"]
+        );
+    }
+
+    #[test]
+    fn a_container_id_loses_its_scheme() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "status": {"containerStatuses": [
+                {"name": "zookeeper", "containerID": "containerd://4f2a", "image": "i", "imageID": "", "ready": true, "restartCount": 0}
+            ]}
+        }))
+        .unwrap();
+        assert_eq!(container_id(&pod, "zookeeper").as_deref(), Some("4f2a"));
+        assert_eq!(container_id(&pod, "other"), None);
+    }
+
+    /// A made-up /proc: the container's init (started first), its child,
+    /// and a process exec'd into the container later (its parent outside).
+    #[test]
+    fn the_signal_script_picks_the_containers_init() {
+        let proc = std::env::temp_dir().join(format!("stateproof-proc-{}", std::process::id()));
+        let process = |pid: u32, parent: u32, started: u32, cgroup: &str| {
+            let dir = proc.join(pid.to_string());
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("cgroup"), format!("4:memory:/kubepods/pod1/{cgroup}\n")).unwrap();
+            std::fs::write(dir.join("status"), format!("Name:\tjava\nPPid:\t{parent}\n")).unwrap();
+            let fields: Vec<String> =
+                (3..=52).map(|n| if n == 22 { started.to_string() } else { "0".into() }).collect();
+            std::fs::write(dir.join("stat"), format!("{pid} (a java thing) {}\n", fields.join(" "))).unwrap();
+        };
+        process(300, 1, 500, "4f2a");
+        process(301, 300, 600, "4f2a");
+        process(302, 1, 900, "4f2a");
+        process(303, 1, 100, "9999");
+        let run = |id: &str| {
+            let script = format!("kill() {{ echo \"$*\"; }}; {}", signal_script_in(proc.to_str().unwrap(), id, "STOP"));
+            std::process::Command::new("sh").arg("-c").arg(script).output().unwrap()
+        };
+        let found = run("4f2a");
+        assert!(found.status.success(), "{}", String::from_utf8_lossy(&found.stderr));
+        assert_eq!(String::from_utf8_lossy(&found.stdout).trim(), "-STOP 300");
+        let missing = run("abcd");
+        assert!(!missing.status.success());
+        assert!(String::from_utf8_lossy(&missing.stderr).contains("no process of container abcd"));
+        std::fs::remove_dir_all(&proc).ok();
+    }
+}
