@@ -47,8 +47,15 @@ impl NodeAgent {
         eprintln!("stateproof: installing stateproof's node agent ({image}) in namespace {namespace}");
         namespace::create(client, &namespace, run).await?;
         let agent = NodeAgent { client: client.clone(), pods: Api::namespaced(client.clone(), &namespace), namespace };
-        Applier::new(client.clone(), &agent.namespace).apply(&manifests(&agent.namespace, image)?).await?;
-        agent.wait_running(image).await.context("stateproof's node agent did not start")?;
+        let started = async {
+            Applier::new(client.clone(), &agent.namespace).apply(&manifests(&agent.namespace, image)?).await?;
+            agent.wait_running(image).await
+        };
+        if let Err(error) = started.await {
+            // Asked again, it installs anew: this namespace would be left.
+            agent.remove().await.ok();
+            return Err(error.context("stateproof's node agent did not start"));
+        }
         Ok(agent)
     }
 
