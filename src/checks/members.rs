@@ -95,7 +95,7 @@ fn unscheduled_condition(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::PodCo
 }
 
 /// Why the member will not come up by waiting, if it will not: refused by
-/// the scheduler for `UNSCHEDULABLE_FOR`, or crash looping with
+/// the scheduler for `UNSCHEDULABLE_FOR`, its image not pulled, or crash looping with
 /// `CRASH_LOOP_RESTARTS` restarts more than when the wait began while the
 /// fixture's other StatefulSets are all ready: a Kafka broker exits until its
 /// ZooKeeper has a quorum, and a ZooKeeper member may wait for its volume
@@ -110,6 +110,9 @@ pub fn permanent(name: &str, pod: &Pod, container: &str, looked: &Looked) -> Opt
         let refused_for = Duration::from_millis(u64::try_from(looked.now.timestamp_millis() - since).unwrap_or(0));
         return (refused_for >= UNSCHEDULABLE_FOR)
             .then(|| format!("{name} has been unschedulable for {}s: {}", refused_for.as_secs(), message));
+    }
+    if let Some(why) = unpullable(pod, container) {
+        return Some(format!("{name} cannot pull its image: {why}"));
     }
     let restarts = restart_count(pod, container);
     let looping = waiting_reason(pod, container).as_deref() == Some("CrashLoopBackOff");
@@ -130,6 +133,15 @@ fn awaits_its_claim(message: &str) -> bool {
 
 fn container_status<'a>(pod: &'a Pod, container: &str) -> Option<&'a k8s_openapi::api::core::v1::ContainerStatus> {
     pod.status.as_ref()?.container_statuses.as_ref()?.iter().find(|status| status.name == container)
+}
+
+/// The kubelet backing off from pulling the image, or an image it never
+/// will pull (a first `ErrImagePull` may pass: a registry restarting).
+fn unpullable(pod: &Pod, container: &str) -> Option<String> {
+    let waiting = container_status(pod, container)?.state.as_ref()?.waiting.as_ref()?;
+    let reason = waiting.reason.as_deref()?;
+    matches!(reason, "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull")
+        .then(|| format!("{reason}: {}", waiting.message.as_deref().unwrap_or("no message")))
 }
 
 fn waiting_reason(pod: &Pod, container: &str) -> Option<String> {
@@ -173,6 +185,25 @@ mod tests {
     /// The fixture's other StatefulSets all ready.
     fn looked(restarts_before: i32, now: chrono::DateTime<chrono::Utc>) -> Looked<'static> {
         Looked { restarts_before, unready_others: &[], now }
+    }
+
+    #[test]
+    fn a_member_whose_image_cannot_be_pulled_will_not_come_up_by_waiting() {
+        let pulling = |reason: &str| {
+            pod(json!({"phase": "Pending", "containerStatuses": [{"name": "bookie", "image": "i", "imageID": "",
+                "ready": false, "restartCount": 0, "state": {"waiting": {"reason": reason,
+                "message": "Back-off pulling image \"r.example/stateproof/bookkeeper:4.17\""}}}]}))
+        };
+        let now = at("2026-11-26T10:00:00Z");
+        let why = permanent("bookie-0", &pulling("ImagePullBackOff"), "bookie", &looked(0, now));
+        assert_eq!(
+            why.as_deref(),
+            Some(
+                "bookie-0 cannot pull its image: ImagePullBackOff: Back-off pulling image \"r.example/stateproof/bookkeeper:4.17\""
+            )
+        );
+        // the first failure may be passing; the kubelet's back-off says it is not
+        assert_eq!(permanent("bookie-0", &pulling("ErrImagePull"), "bookie", &looked(0, now)), None);
     }
 
     #[test]

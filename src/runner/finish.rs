@@ -9,7 +9,6 @@ use crate::cluster::{Cluster, local_volumes};
 use crate::k8s::namespace;
 use crate::report::run_stats::RunStats;
 use crate::report::{self, TestResult, github, summary};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -106,11 +105,7 @@ async fn report_leftovers(shared: &Shared, cluster: &Arc<Cluster>) {
         .filter(|(owner_cluster, _)| Arc::ptr_eq(owner_cluster, cluster))
         .map(|(_, name)| name.clone())
         .collect();
-    let host_paths: BTreeSet<String> = shared
-        .suites
-        .iter()
-        .filter_map(|slot| slot.loaded.fixture.local_volumes.as_ref().map(|spec| spec.host_path.clone()))
-        .collect();
+    let host_paths = shared.volume_paths.lock().unwrap().clone();
     let mut found = Vec::new();
     for owner in &owners {
         if namespace::exists(&cluster.client, owner).await.unwrap_or(true) {

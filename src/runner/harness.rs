@@ -83,6 +83,10 @@ pub(super) struct Shared {
     /// Every namespace this run made, with its cluster: for the clean-up of
     /// an interrupt, and the last look for leftovers.
     pub namespaces: Mutex<Vec<(Arc<Cluster>, String)>>,
+    /// The node folders under which this run's suites made local volumes:
+    /// where the last look for leftovers searches (on any cluster, through
+    /// the node agent: never installed for it alone).
+    pub volume_paths: Mutex<BTreeSet<String>>,
     /// Failures outside any test (teardown, leftovers): they fail the run.
     pub run_failures: AtomicUsize,
     pub started: Instant,
@@ -128,6 +132,7 @@ pub fn run(mode: Mode, args: Arguments) -> ! {
         results: Mutex::default(),
         running: Mutex::default(),
         namespaces: Mutex::default(),
+        volume_paths: Mutex::default(),
         run_failures: AtomicUsize::new(0),
         started: Instant::now(),
         suite_walls: Mutex::default(),
@@ -539,6 +544,9 @@ async fn setup(shared: &Shared, loaded: &LoadedSuite) -> EnvState {
         Err(error) => return failed(format!("{error:#}")),
     };
     shared.namespaces.lock().unwrap().push((cluster, env.namespace.clone()));
+    if let Some(spec) = &env.local_volumes {
+        shared.volume_paths.lock().unwrap().insert(spec.host_path.clone());
+    }
     match env.deploy().await {
         Ok(()) => EnvState::Ready(env),
         Err(error) => {
