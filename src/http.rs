@@ -1,6 +1,5 @@
-//! Plain HTTP/1.0 requests, enough for a bookie's admin API behind a
-//! port-forward or the local registry's API: one request per connection,
-//! the body read to its end.
+//! Plain HTTP/1.0 requests, enough for the local registry's API: one
+//! request per connection, the body read to its end.
 
 use anyhow::{Context, Result, bail};
 use std::net::SocketAddr;
@@ -10,24 +9,10 @@ use tokio::net::TcpStream;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn get(address: SocketAddr, path: &str) -> Result<String> {
-    get_with(address, path, &[]).await
-}
-
 /// A GET with extra request headers.
 pub async fn get_with(address: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Result<String> {
     let headers: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
     exchange(address, "GET", path, &format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{headers}\r\n")).await
-}
-
-/// A PUT of a JSON body.
-pub async fn put_json(address: SocketAddr, path: &str, json: &serde_json::Value) -> Result<String> {
-    let body = json.to_string();
-    let request = format!(
-        "PUT {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    exchange(address, "PUT", path, &request).await
 }
 
 async fn exchange(address: SocketAddr, method: &str, path: &str, request: &str) -> Result<String> {

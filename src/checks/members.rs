@@ -3,7 +3,7 @@
 //! termination; and whether that cause is permanent, so that a wait can stop
 //! at once instead of running out its time.
 
-use crate::k8s::conditions::restart_count;
+use crate::k8s::conditions::{FirstPullFailure, pull_failure, restart_count};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use std::time::Duration;
@@ -111,7 +111,9 @@ pub fn permanent(name: &str, pod: &Pod, container: &str, looked: &Looked) -> Opt
         return (refused_for >= UNSCHEDULABLE_FOR)
             .then(|| format!("{name} has been unschedulable for {}s: {}", refused_for.as_secs(), message));
     }
-    if let Some(why) = unpullable(pod, container) {
+    if let Some(why) =
+        container_status(pod, container).and_then(|status| pull_failure(status, FirstPullFailure::MayPass))
+    {
         return Some(format!("{name} cannot pull its image: {why}"));
     }
     let restarts = restart_count(pod, container);
@@ -133,15 +135,6 @@ fn awaits_its_claim(message: &str) -> bool {
 
 fn container_status<'a>(pod: &'a Pod, container: &str) -> Option<&'a k8s_openapi::api::core::v1::ContainerStatus> {
     pod.status.as_ref()?.container_statuses.as_ref()?.iter().find(|status| status.name == container)
-}
-
-/// The kubelet backing off from pulling the image, or an image it never
-/// will pull (a first `ErrImagePull` may pass: a registry restarting).
-fn unpullable(pod: &Pod, container: &str) -> Option<String> {
-    let waiting = container_status(pod, container)?.state.as_ref()?.waiting.as_ref()?;
-    let reason = waiting.reason.as_deref()?;
-    matches!(reason, "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull")
-        .then(|| format!("{reason}: {}", waiting.message.as_deref().unwrap_or("no message")))
 }
 
 fn waiting_reason(pod: &Pod, container: &str) -> Option<String> {

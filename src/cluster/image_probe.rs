@@ -3,6 +3,7 @@
 //! created (the pull worked, whatever the container then does) or the
 //! kubelet reports that the pull failed.
 
+use crate::k8s::conditions::{FirstPullFailure, pull_failure};
 use crate::k8s::namespace;
 use crate::wait::{self, Probe};
 use anyhow::{Context, Result};
@@ -13,7 +14,6 @@ use std::time::Duration;
 
 const PULL_TIMEOUT: Duration = Duration::from_secs(180);
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(60);
-const PULL_FAILURES: [&str; 4] = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];
 
 /// `Ok(Err(why))` when the nodes cannot pull `image`; `Err` when the
 /// cluster could not be asked.
@@ -53,17 +53,15 @@ async fn pull_in(client: &Client, namespace: &str, image: &str) -> Result<Result
 
 /// `None` while the pull goes on.
 fn pull_outcome(pod: &Pod) -> Option<Result<(), String>> {
-    let state = pod.status.as_ref()?.container_statuses.as_ref()?.first()?.state.as_ref()?;
-    match state {
+    let status = pod.status.as_ref()?.container_statuses.as_ref()?.first()?;
+    if let Some(why) = pull_failure(status, FirstPullFailure::Counts) {
+        return Some(Err(why));
+    }
+    match status.state.as_ref()? {
         ContainerState { waiting: Some(waiting), .. } => {
             let reason = waiting.reason.as_deref().unwrap_or_default();
-            if PULL_FAILURES.contains(&reason) {
-                Some(Err(format!("{reason}: {}", waiting.message.as_deref().unwrap_or("no message"))))
-            } else if reason == "ContainerCreating" || reason.is_empty() {
-                None
-            } else {
-                Some(Ok(())) // pulled; the container itself failed to start
-            }
+            // otherwise pulled: the container itself failed to start
+            (reason != "ContainerCreating" && !reason.is_empty()).then_some(Ok(()))
         }
         _ => Some(Ok(())),
     }

@@ -5,7 +5,7 @@
 use super::forge::{Forged, Registry};
 use crate::process;
 use crate::settings::Settings;
-use crate::wait;
+use crate::wait::{self, Probe};
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -39,6 +39,8 @@ pub struct ContainerRef<'a> {
     pub namespace: &'a str,
     pub pod: &'a str,
     pub container: &'a str,
+    /// The runtime's id, from the pod's status when it was read.
+    pub id: Option<&'a str>,
 }
 
 /// kind from PATH, else the one the forge installed.
@@ -51,6 +53,38 @@ fn kind_binary(settings: &Settings) -> String {
     if on_path || !Path::new(FORGE_CACHE_KIND).is_file() { "kind".into() } else { FORGE_CACHE_KIND.into() }
 }
 
+/// The cluster's kubeconfig, and the marker that says this run (or an
+/// interrupted earlier one) created it.
+fn state_files(settings: &Settings, name: &str) -> Result<(PathBuf, PathBuf)> {
+    let state_dir = settings.report_dir.join("clusters");
+    std::fs::create_dir_all(&state_dir)?;
+    let kubeconfig = std::path::absolute(state_dir.join(format!("{name}.kubeconfig")))?;
+    Ok((kubeconfig, state_dir.join(format!("{name}.created-by-stateproof"))))
+}
+
+/// Deletes a cluster whose creation this run began and was interrupted in:
+/// no `KindCluster` knows it. The interrupted `kind create` may still be
+/// making nodes, so it is deleted until no node of it is left.
+pub async fn delete_unfinished(settings: &Settings, name: &str) -> Result<()> {
+    let (kubeconfig, created_marker) = state_files(settings, name)?;
+    if !created_marker.exists() {
+        return Ok(());
+    }
+    eprintln!("stateproof: deleting kind cluster '{name}', whose creation did not finish");
+    let kind = kind_binary(settings);
+    let kubeconfig = kubeconfig.display().to_string();
+    wait::until(&format!("kind cluster '{name}' to be gone"), UNFINISHED_GONE_WITHIN, || async {
+        process::output(&kind, &["delete", "cluster", "--name", name, "--kubeconfig", &kubeconfig]).await?;
+        let left = process::output(&kind, &["get", "nodes", "--name", name]).await?;
+        Ok(if left.trim().is_empty() { Probe::Done(()) } else { Probe::Pending(format!("nodes left: {left}")) })
+    })
+    .await?;
+    std::fs::remove_file(&created_marker).ok();
+    Ok(())
+}
+
+const UNFINISHED_GONE_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl KindCluster {
     /// Reuses the cluster of that name, or creates it from `config` with
     /// `node_image`.
@@ -61,12 +95,11 @@ impl KindCluster {
                 "no Docker engine answers (`docker info` failed): start one, or run scripts/forge, which starts dockerd"
             );
         }
-        let state_dir = settings.report_dir.join("clusters");
-        std::fs::create_dir_all(&state_dir)?;
+        let (kubeconfig, created_marker) = state_files(settings, name)?;
         let cluster = KindCluster {
             name: name.to_string(),
-            kubeconfig: std::path::absolute(state_dir.join(format!("{name}.kubeconfig")))?,
-            created_marker: state_dir.join(format!("{name}.created-by-stateproof")),
+            kubeconfig,
+            created_marker,
             kind,
             registry_joined: tokio::sync::OnceCell::new(),
         };
@@ -74,14 +107,14 @@ impl KindCluster {
         if existing.lines().any(|line| line.trim() == name) {
             eprintln!("stateproof: reusing kind cluster '{name}'");
         } else {
-            cluster.create(config, node_image).await?;
+            cluster.create(settings, config, node_image).await?;
         }
         let kubeconfig = process::output(&cluster.kind, &["get", "kubeconfig", "--name", name]).await?;
         std::fs::write(&cluster.kubeconfig, kubeconfig)?;
         Ok(cluster)
     }
 
-    async fn create(&self, config: &Path, image: &str) -> Result<()> {
+    async fn create(&self, settings: &Settings, config: &Path, image: &str) -> Result<()> {
         if !config.is_file() {
             bail!("kind config {} not found", config.display());
         }
@@ -97,6 +130,10 @@ impl KindCluster {
         let mut attempt = 1;
         while let Err(error) = process::visible(&self.kind, &args).await {
             if attempt == CREATE_ATTEMPTS || !lost_port_race(&format!("{error:#}")) {
+                // kind deletes what it made, unless it was killed.
+                if let Err(left) = delete_unfinished(settings, &self.name).await {
+                    eprintln!("stateproof: {left:#}");
+                }
                 return Err(error).with_context(|| {
                     format!(
                         "creating kind cluster '{}' (node logs: `kind export logs --name {}`)",

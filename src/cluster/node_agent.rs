@@ -8,6 +8,7 @@
 
 use super::kind::ContainerRef;
 use crate::k8s::apply::{self, Applier, Manifest};
+use crate::k8s::conditions::{FirstPullFailure, pull_failure};
 use crate::k8s::exec::exec_ok;
 use crate::k8s::namespace;
 use crate::wait::{self, Probe};
@@ -80,17 +81,13 @@ impl NodeAgent {
     async fn cannot_pull(&self, image: &str) -> Result<Option<String>> {
         let pods = self.pods.list(&ListParams::default().labels(SELECTOR)).await?;
         Ok(pods.items.iter().find_map(|pod| {
-            let waiting =
-                pod.status.as_ref()?.container_statuses.as_ref()?.first()?.state.as_ref()?.waiting.as_ref()?;
-            let reason = waiting.reason.as_deref()?;
-            matches!(reason, "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName").then(|| {
-                format!(
-                    "its pod {} cannot pull {image} ({reason}: {}); is STATEPROOF_IMAGE_REGISTRY a registry its \
-                     nodes reach, and did the forge push to it?",
-                    pod.name_any(),
-                    waiting.message.as_deref().unwrap_or("no message")
-                )
-            })
+            let status = pod.status.as_ref()?.container_statuses.as_ref()?.first()?;
+            let why = pull_failure(status, FirstPullFailure::Counts)?;
+            Some(format!(
+                "its pod {} cannot pull {image} ({why}); is STATEPROOF_IMAGE_REGISTRY a registry its nodes reach, \
+                 and did the forge push to it?",
+                pod.name_any(),
+            ))
         }))
     }
 
@@ -123,11 +120,9 @@ impl NodeAgent {
     /// of the processes in the container's cgroup, the first started whose
     /// parent is not among them (exec'd processes start later).
     pub async fn signal_container(&self, node: &str, target: &ContainerRef<'_>, signal: &str) -> Result<()> {
-        let pods = Api::<Pod>::namespaced(self.client.clone(), target.namespace);
-        let pod = pods.get(target.pod).await.with_context(|| format!("reading pod {}", target.pod))?;
-        let id = container_id(&pod, target.container)
-            .with_context(|| format!("pod {} has no running container {}", target.pod, target.container))?;
-        self.exec(node, &["sh", "-c", &signal_script(&id, signal)]).await.map(drop)
+        let id =
+            target.id.with_context(|| format!("pod {} has no running container {}", target.pod, target.container))?;
+        self.exec(node, &["sh", "-c", &signal_script(id, signal)]).await.map(drop)
     }
 
     /// Stops the node's kubelet and kills its pods (node-stop), until
@@ -171,13 +166,6 @@ fn manifests(namespace: &str, image: &str) -> Result<Vec<Manifest>> {
 }
 
 /// The runtime's id of the container, without its scheme (`containerd://`).
-fn container_id(pod: &Pod, container: &str) -> Option<String> {
-    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
-    let status = statuses.iter().find(|status| status.name == container)?;
-    let id = status.container_id.as_deref()?;
-    Some(id.split_once("://").map_or(id, |(_, id)| id).to_string())
-}
-
 fn signal_script(id: &str, signal: &str) -> String {
     signal_script_in("/proc", id, signal)
 }
@@ -212,18 +200,6 @@ mod tests {
             apply::images(&manifests).into_iter().collect::<Vec<_>>(),
             ["registry.example/stateproof/node-agent:1"]
         );
-    }
-
-    #[test]
-    fn a_container_id_loses_its_scheme() {
-        let pod: Pod = serde_json::from_value(serde_json::json!({
-            "status": {"containerStatuses": [
-                {"name": "zookeeper", "containerID": "containerd://4f2a", "image": "i", "imageID": "", "ready": true, "restartCount": 0}
-            ]}
-        }))
-        .unwrap();
-        assert_eq!(container_id(&pod, "zookeeper").as_deref(), Some("4f2a"));
-        assert_eq!(container_id(&pod, "other"), None);
     }
 
     /// A made-up /proc: the container's init (started first), its child,

@@ -5,6 +5,7 @@ pub mod ledger;
 
 use crate::cluster::Cluster;
 use crate::cluster::kind::ContainerRef;
+use crate::k8s::conditions::container_id;
 use crate::k8s::evict::{self, Eviction};
 use crate::k8s::statefulset;
 use crate::wait::{self, Probe};
@@ -60,7 +61,8 @@ pub async fn delete_statefulset(sets: &Api<StatefulSet>, pods: &Api<Pod>, name: 
 pub async fn signal_pod(cluster: &Cluster, pod: &Pod, container: &str, signal: &str) -> Result<()> {
     let node = pod.spec.as_ref().and_then(|spec| spec.node_name.clone()).context("pod is not on a node")?;
     let namespace = pod.namespace().unwrap_or_default();
-    let target = ContainerRef { namespace: &namespace, pod: &pod.name_any(), container };
+    let target =
+        ContainerRef { namespace: &namespace, pod: &pod.name_any(), container, id: container_id(pod, container) };
     cluster.signal_container(&node, &target, signal).await
 }
 

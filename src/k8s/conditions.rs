@@ -2,7 +2,7 @@
 //! returns `Ok(())` when the condition holds, or what is still missing.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
 
 /// A StatefulSet's rollout is complete: the controller has seen the current
 /// spec, every replica is ready and runs the current revision.
@@ -50,6 +50,34 @@ pub fn restart_count(pod: &Pod, container: &str) -> i32 {
         .and_then(|status| status.container_statuses.as_ref())
         .and_then(|all| all.iter().find(|status| status.name == container))
         .map_or(0, |status| status.restart_count)
+}
+
+/// The runtime's id of the named container (without its `containerd://`).
+pub fn container_id<'a>(pod: &'a Pod, container: &str) -> Option<&'a str> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    let id = statuses.iter().find(|status| status.name == container)?.container_id.as_deref()?;
+    Some(id.split_once("://").map_or(id, |(_, id)| id))
+}
+
+/// Whether one failed pull already counts, or only the kubelet's backing off.
+#[derive(Clone, Copy)]
+pub enum FirstPullFailure {
+    /// A pod that exists only to pull: its first failure is the answer.
+    Counts,
+    /// A member's pull may fail once and pass again (a registry restarting).
+    MayPass,
+}
+
+/// The container waits for an image the kubelet cannot pull: `reason: message`.
+pub fn pull_failure(status: &ContainerStatus, first: FirstPullFailure) -> Option<String> {
+    let waiting = status.state.as_ref()?.waiting.as_ref()?;
+    let reason = waiting.reason.as_deref()?;
+    let failed = match reason {
+        "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull" => true,
+        "ErrImagePull" => matches!(first, FirstPullFailure::Counts),
+        _ => false,
+    };
+    failed.then(|| format!("{reason}: {}", waiting.message.as_deref().unwrap_or("no message")))
 }
 
 #[cfg(test)]
@@ -107,5 +135,35 @@ mod tests {
         .unwrap();
         assert_eq!(restart_count(&pod, "zookeeper"), 2);
         assert_eq!(restart_count(&pod, "absent"), 0);
+    }
+
+    #[test]
+    fn a_container_id_loses_its_scheme() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "status": {"containerStatuses": [
+                {"name": "zookeeper", "containerID": "containerd://4f2a", "image": "i", "imageID": "", "ready": true, "restartCount": 0}
+            ]}
+        }))
+        .unwrap();
+        assert_eq!(container_id(&pod, "zookeeper"), Some("4f2a"));
+        assert_eq!(container_id(&pod, "other"), None);
+    }
+
+    #[test]
+    fn a_first_failed_pull_counts_only_when_asked_to() {
+        let waiting = |reason: &str| -> ContainerStatus {
+            serde_json::from_value(serde_json::json!({"name": "c", "image": "i", "imageID": "", "ready": false,
+                "restartCount": 0, "state": {"waiting": {"reason": reason, "message": "no such host"}}}))
+            .unwrap()
+        };
+        assert_eq!(pull_failure(&waiting("ErrImagePull"), FirstPullFailure::MayPass), None);
+        assert_eq!(
+            pull_failure(&waiting("ErrImagePull"), FirstPullFailure::Counts).as_deref(),
+            Some("ErrImagePull: no such host")
+        );
+        for given_up in ["ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"] {
+            assert!(pull_failure(&waiting(given_up), FirstPullFailure::MayPass).is_some(), "{given_up}");
+        }
+        assert_eq!(pull_failure(&waiting("ContainerCreating"), FirstPullFailure::Counts), None);
     }
 }

@@ -10,6 +10,7 @@ pub mod evict;
 pub mod exec;
 pub mod namespace;
 pub mod portforward;
+pub mod proxy;
 pub mod statefulset;
 
 /// The field manager of every server-side apply stateproof makes.

@@ -5,10 +5,11 @@
 
 use super::gate::ClusterGate;
 use super::harness::{EnvState, Shared, SuiteSlot, record, record_run_failure, run_failure};
-use crate::cluster::{Cluster, local_volumes};
+use crate::cluster::{Cluster, kind, local_volumes};
 use crate::k8s::namespace;
 use crate::report::run_stats::RunStats;
 use crate::report::{self, TestResult, github, summary};
+use crate::settings::ClusterChoice;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -205,11 +206,21 @@ async fn interrupt_cleanup(shared: &Shared) {
     }
     let clusters: Vec<_> = shared.clusters.lock().unwrap().values().cloned().collect();
     for place in clusters {
-        let Some(Ok(cluster)) = place.cluster.get() else { continue };
-        if !keep {
-            report_leftovers(shared, cluster).await;
-        }
-        if let Err(error) = cluster.finish(keep).await {
+        let finished = match place.cluster.get() {
+            Some(Ok(cluster)) => {
+                if !keep {
+                    report_leftovers(shared, cluster).await;
+                }
+                cluster.finish(keep).await
+            }
+            // Still being created, or its creation failed (an interrupt
+            // reaches `kind create` too).
+            Some(Err(_)) | None => match &place.choice {
+                ClusterChoice::Kind { name, .. } if !keep => kind::delete_unfinished(&shared.settings, name).await,
+                _ => Ok(()),
+            },
+        };
+        if let Err(error) = finished {
             record_run_failure(shared, "interrupt-cleanup", format!("{error:#}"));
         }
     }

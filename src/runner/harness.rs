@@ -61,6 +61,7 @@ pub(super) struct SuiteSlot {
 /// A cluster, brought up on first use (or why it could not be), how many
 /// suites may run on it, and who may use it at the same time.
 pub(super) struct ClusterPlace {
+    pub choice: ClusterChoice,
     pub cluster: OnceCell<Result<Arc<Cluster>, String>>,
     pub admission: Admission,
     pub gate: ClusterGate,
@@ -190,10 +191,11 @@ impl Shared {
     /// The place of the cluster that suites naming this kind config run on:
     /// suites on different clusters never wait for each other's faults.
     pub fn cluster_place(&self, kind_config: &str) -> Arc<ClusterPlace> {
-        let identity = self.settings.cluster.for_kind_config(kind_config).identity();
+        let choice = self.settings.cluster.for_kind_config(kind_config);
         let mut places = self.clusters.lock().unwrap();
-        let place = places.entry(identity).or_insert_with(|| {
+        let place = places.entry(choice.identity()).or_insert_with(|| {
             Arc::new(ClusterPlace {
+                choice,
                 cluster: OnceCell::new(),
                 admission: Admission::new(self.settings.parallel_suites, self.memory.clone()),
                 gate: ClusterGate::default(),

@@ -4,8 +4,7 @@
 //! metadata (which bookies each names) and the cookies in ZooKeeper.
 
 use super::Pulsar;
-use crate::http;
-use crate::k8s::{exec, portforward};
+use crate::k8s::{exec, proxy};
 use crate::suite::Member;
 use crate::systems::reach::Reach;
 use crate::systems::{Bookie, Bookies};
@@ -86,9 +85,8 @@ impl Bookies for Pulsar {
 
     async fn set_read_only(&self, member: Member, read_only: bool) -> Result<()> {
         let pod = self.members.pod(member);
-        let forward = portforward::forward(self.members.pods.clone(), &pod, self.params.admin_port).await?;
         let body = serde_json::json!({ "readOnly": read_only });
-        http::put_json(forward.local, "/api/v1/bookie/state/readonly", &body)
+        proxy::put_json(&self.members.pods, &pod, self.params.admin_port, "/api/v1/bookie/state/readonly", &body)
             .await
             .with_context(|| format!("setting {pod} read-only={read_only}"))?;
         Ok(())

@@ -7,10 +7,9 @@
 mod bookies;
 mod dialect;
 
-use crate::http;
 use crate::history::{self, MessageId, Offset, PartitionRead, Position, SendReport, SendOutcome};
 use crate::k8s::conditions::pod_ready;
-use crate::k8s::portforward;
+use crate::k8s::proxy;
 use crate::suite::{Capability, Member};
 use crate::systems::gateway::Gateway;
 use crate::systems::{Bookies, Log, Members, Produce, Reading, Running, System, SystemKind, Traffic, params};
@@ -172,8 +171,7 @@ impl Pulsar {
     /// A GET of a member's HTTP admin API.
     async fn ask(&self, member: Member, path: &str) -> Result<String> {
         let pod = self.members.pod(member);
-        let forward = portforward::forward(self.members.pods.clone(), &pod, self.params.admin_port).await?;
-        http::get(forward.local, path).await.with_context(|| format!("asking bookie {pod}"))
+        proxy::get(&self.members.pods, &pod, self.params.admin_port, path).await.with_context(|| format!("asking bookie {pod}"))
     }
 
     /// A GET of the first member whose HTTP admin API answers.
