@@ -76,7 +76,8 @@ struct Summary {
     runs: usize,
     each: Vec<RunStats>,
     wall_seconds: f64,
-    cluster_ready_seconds: f64,
+    /// Per kind config: clusters made side by side are each timed.
+    cluster_ready_seconds: BTreeMap<String, f64>,
     harness_cpu_seconds: f64,
     harness_cpu_share: f64,
     harness_peak_rss_mib: f64,
@@ -121,7 +122,7 @@ impl Summary {
             runs: runs.len(),
             each: runs.to_vec(),
             wall_seconds: wall,
-            cluster_ready_seconds: over(&|run| run.clusters.iter().map(|c| c.ready_seconds).sum()),
+            cluster_ready_seconds: cluster_medians(runs),
             harness_cpu_seconds: cpu,
             harness_cpu_share: if wall > 0.0 { cpu / wall } else { 0.0 },
             harness_peak_rss_mib: over(&|run| run.harness_peak_rss_mib),
@@ -140,10 +141,12 @@ impl Summary {
                 m.wall_seconds, m.test_seconds, m.waited_seconds, m.floor_seconds
             ));
         }
+        let ready: Vec<String> =
+            self.cluster_ready_seconds.iter().map(|(config, seconds)| format!("{config} {seconds:.0}s")).collect();
         lines.push(format!(
-            "total: wall {:.0}s, cluster ready {:.0}s, harness CPU {:.1}s ({:.1}% of wall), peak RSS {:.0} MiB",
+            "total: wall {:.0}s, cluster ready ({}), harness CPU {:.1}s ({:.1}% of wall), peak RSS {:.0} MiB",
             self.wall_seconds,
-            self.cluster_ready_seconds,
+            ready.join(", "),
             self.harness_cpu_seconds,
             self.harness_cpu_share * 100.0,
             self.harness_peak_rss_mib
@@ -156,6 +159,14 @@ impl Summary {
         }
         lines.join("\n")
     }
+}
+
+fn cluster_medians(runs: &[RunStats]) -> BTreeMap<String, f64> {
+    let mut each: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for cluster in runs.iter().flat_map(|run| &run.clusters) {
+        each.entry(cluster.config.clone()).or_default().push(cluster.ready_seconds);
+    }
+    each.into_iter().map(|(config, seconds)| (config, median(seconds))).collect()
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -178,7 +189,10 @@ mod tests {
             wall_seconds: wall,
             harness_cpu_seconds: wall / 50.0,
             harness_peak_rss_mib: 80.0,
-            clusters: vec![ClusterStats { config: "default".into(), ready_seconds: 40.0 }],
+            clusters: vec![
+                ClusterStats { config: "default".into(), ready_seconds: wall / 20.0 },
+                ClusterStats { config: "autoscaling".into(), ready_seconds: 30.0 },
+            ],
             suites: vec![SuiteStats { suite: "zookeeper".into(), wall_seconds: zk_wall, ..SuiteStats::default() }],
             failed: 0,
         }
@@ -192,6 +206,7 @@ mod tests {
         assert!((summary.harness_cpu_share - 0.02).abs() < 1e-9);
         let table = summary.table(&[(1, 0, Some(0))]);
         assert!(table.contains("zookeeper") && table.contains("run 1: 0 failed test(s), exit 0"), "{table}");
+        assert!(table.contains("cluster ready (autoscaling 30s, default 45s)"), "{table}");
     }
 
     #[test]
