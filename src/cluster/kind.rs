@@ -62,9 +62,10 @@ fn state_files(settings: &Settings, name: &str) -> Result<(PathBuf, PathBuf)> {
     Ok((kubeconfig, state_dir.join(format!("{name}.created-by-stateproof"))))
 }
 
-/// Deletes a cluster whose creation this run began and was interrupted in:
-/// no `KindCluster` knows it. The interrupted `kind create` may still be
-/// making nodes, so it is deleted until no node of it is left.
+/// Deletes a cluster whose creation this run began and did not see finish
+/// (interrupted, or failed with kind killed): no `KindCluster` knows it. An
+/// interrupted `kind create` may still be making nodes, so it is deleted
+/// until no node of it is left.
 pub async fn delete_unfinished(settings: &Settings, name: &str) -> Result<()> {
     let (kubeconfig, created_marker) = state_files(settings, name)?;
     if !created_marker.exists() {

@@ -165,7 +165,6 @@ fn manifests(namespace: &str, image: &str) -> Result<Vec<Manifest>> {
     Ok(apply::parse(&text)?.into_iter().map(|object| Manifest { file: file.clone(), object }).collect())
 }
 
-/// The runtime's id of the container, without its scheme (`containerd://`).
 fn signal_script(id: &str, signal: &str) -> String {
     signal_script_in("/proc", id, signal)
 }
