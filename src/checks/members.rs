@@ -3,7 +3,7 @@
 //! termination; and whether that cause is permanent, so that a wait can stop
 //! at once instead of running out its time.
 
-use crate::k8s::conditions::{FirstPullFailure, pull_failure, restart_count};
+use crate::k8s::conditions::{FirstPullFailure, container_status, pull_failure, restart_count};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use std::time::Duration;
@@ -131,10 +131,6 @@ pub fn permanent(name: &str, pod: &Pod, container: &str, looked: &Looked) -> Opt
 /// "datadir-kafka-0" not found` for 31 s). Only the wait's own timeout ends that.
 fn awaits_its_claim(message: &str) -> bool {
     message.contains("persistentvolumeclaim") && message.contains("not found")
-}
-
-fn container_status<'a>(pod: &'a Pod, container: &str) -> Option<&'a k8s_openapi::api::core::v1::ContainerStatus> {
-    pod.status.as_ref()?.container_statuses.as_ref()?.iter().find(|status| status.name == container)
 }
 
 fn waiting_reason(pod: &Pod, container: &str) -> Option<String> {

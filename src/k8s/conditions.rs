@@ -45,17 +45,17 @@ pub fn node_ready_status(node: &Node) -> String {
 
 /// Restarts of the named container, 0 when it has not started yet.
 pub fn restart_count(pod: &Pod, container: &str) -> i32 {
-    pod.status
-        .as_ref()
-        .and_then(|status| status.container_statuses.as_ref())
-        .and_then(|all| all.iter().find(|status| status.name == container))
-        .map_or(0, |status| status.restart_count)
+    container_status(pod, container).map_or(0, |status| status.restart_count)
+}
+
+/// The named container's status, once the kubelet reports one.
+pub fn container_status<'a>(pod: &'a Pod, container: &str) -> Option<&'a ContainerStatus> {
+    pod.status.as_ref()?.container_statuses.as_ref()?.iter().find(|status| status.name == container)
 }
 
 /// The runtime's id of the named container (without its `containerd://`).
 pub fn container_id<'a>(pod: &'a Pod, container: &str) -> Option<&'a str> {
-    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
-    let id = statuses.iter().find(|status| status.name == container)?.container_id.as_deref()?;
+    let id = container_status(pod, container)?.container_id.as_deref()?;
     Some(id.split_once("://").map_or(id, |(_, id)| id))
 }
 

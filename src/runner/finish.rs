@@ -84,14 +84,30 @@ async fn teardown(shared: &Shared) {
     if !faults.is_empty() {
         record_run_failure(shared, "leftovers", format!("faults never undone: {}", faults.join(", ")));
     }
+    finish_clusters(shared, "cluster-teardown").await;
+}
+
+/// Every cluster of the run: what it made and left looked for, then the
+/// cluster deleted if this run created it, or began to (an interrupt
+/// reaches `kind create` too, and a creation may still be under way).
+async fn finish_clusters(shared: &Shared, failure: &str) {
+    let keep = shared.settings.keep;
     let clusters: Vec<_> = shared.clusters.lock().unwrap().values().cloned().collect();
     for place in clusters {
-        let Some(Ok(cluster)) = place.cluster.get() else { continue };
-        if !shared.settings.keep {
-            report_leftovers(shared, cluster).await;
-        }
-        if let Err(error) = cluster.finish(shared.settings.keep).await {
-            record_run_failure(shared, "cluster-teardown", format!("{error:#}"));
+        let finished = match place.cluster.get() {
+            Some(Ok(cluster)) => {
+                if !keep {
+                    report_leftovers(shared, cluster).await;
+                }
+                cluster.finish(keep).await
+            }
+            Some(Err(_)) | None => match &place.choice {
+                ClusterChoice::Kind { name, .. } if !keep => kind::delete_unfinished(&shared.settings, name).await,
+                _ => Ok(()),
+            },
+        };
+        if let Err(error) = finished {
+            record_run_failure(shared, failure, format!("{error:#}"));
         }
     }
 }
@@ -204,24 +220,5 @@ async fn interrupt_cleanup(shared: &Shared) {
             record_run_failure(shared, "interrupt-cleanup", format!("namespace {name}: {error:#}"));
         }
     }
-    let clusters: Vec<_> = shared.clusters.lock().unwrap().values().cloned().collect();
-    for place in clusters {
-        let finished = match place.cluster.get() {
-            Some(Ok(cluster)) => {
-                if !keep {
-                    report_leftovers(shared, cluster).await;
-                }
-                cluster.finish(keep).await
-            }
-            // Still being created, or its creation failed (an interrupt
-            // reaches `kind create` too).
-            Some(Err(_)) | None => match &place.choice {
-                ClusterChoice::Kind { name, .. } if !keep => kind::delete_unfinished(&shared.settings, name).await,
-                _ => Ok(()),
-            },
-        };
-        if let Err(error) = finished {
-            record_run_failure(shared, "interrupt-cleanup", format!("{error:#}"));
-        }
-    }
+    finish_clusters(shared, "interrupt-cleanup").await;
 }
