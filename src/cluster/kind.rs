@@ -157,21 +157,14 @@ impl KindCluster {
     /// anywhere else); another image is loaded from the host's Docker, which
     /// may pull it; when an external one cannot be had its reason is
     /// returned; any other image that cannot be had is an error.
-    pub async fn load_images(
-        &self,
-        images: &[String],
-        external: &BTreeMap<String, String>,
-        forged: &Forged,
-    ) -> Result<Vec<String>> {
+    pub async fn load_images(&self, images: &[String], forged: &Forged) -> Result<()> {
         let mut host = Vec::new();
-        let mut unavailable = Vec::new();
         for image in images {
-            let why_missing = || missing(image, forged.stage_of(image), external.get(image).map(String::as_str));
             if forged.stage_of(image).is_some() {
                 self.registry_joined.get_or_try_init(|| self.join_registry(&forged.registry)).await?;
                 match published(&forged.registry, image).await {
                     Ok(digest) => forged.pin(image, digest),
-                    Err(error) => return Err(anyhow!("{} ({error:#})", why_missing().message())),
+                    Err(error) => return Err(anyhow!("{} ({error:#})", missing(image, forged.stage_of(image), None))),
                 }
                 continue;
             }
@@ -183,16 +176,13 @@ impl KindCluster {
             }
             match pulled_image_id(image).await {
                 Some(id) => host.push(HostImage::new(image, id)),
-                None => match why_missing() {
-                    Missing::Skip(reason) => unavailable.push(reason),
-                    Missing::Fail(reason) => bail!("{reason}"),
-                },
+                None => bail!("{}", missing(image, None, None)),
             }
         }
         if !host.is_empty() {
             wait::on_cluster(self.load_lacking(&host)).await?;
         }
-        Ok(unavailable)
+        Ok(())
     }
 
     /// The nodes have no crictl, which kind needs to see that a node already
@@ -270,7 +260,7 @@ impl KindCluster {
     }
 
     pub async fn stop_node(&self, node: &str) -> Result<()> {
-        process::output("docker", &["stop", "--time", "5", node]).await.map(drop)
+        process::output("docker", &["kill", node]).await.map(drop)
     }
 
     pub async fn start_node(&self, node: &str) -> Result<()> {
@@ -287,17 +277,7 @@ impl KindCluster {
     }
 
     pub async fn signal_container(&self, node: &str, target: &ContainerRef<'_>, signal: &str) -> Result<()> {
-        let script = format!(
-            "pid=''; for id in $(ctr -n k8s.io containers ls -q \
-               'labels.\"io.kubernetes.pod.name\"=={pod},labels.\"io.kubernetes.pod.namespace\"=={namespace},labels.\"io.kubernetes.container.name\"=={container}'); do \
-               pid=${{pid:-$(ctr -n k8s.io tasks ls | awk -v id=\"$id\" '$1 == id && $3 == \"RUNNING\" {{print $2}}')}}; done; \
-             [ -n \"$pid\" ] || {{ echo 'no running container {container} in pod {pod}' >&2; exit 1; }}; \
-             kill -{signal} \"$pid\"",
-            container = target.container,
-            pod = target.pod,
-            namespace = target.namespace,
-        );
-        process::output("docker", &["exec", node, "sh", "-c", &script]).await.map(drop)
+        self.run_on_node(node, &super::signal::script(target, signal)?).await.map(drop)
     }
 
     pub async fn finish(&self, keep: bool) -> Result<()> {
@@ -337,38 +317,41 @@ impl HostImage {
 }
 
 /// What a missing image means for its suite.
-#[derive(Debug, PartialEq, Eq)]
-enum Missing {
-    /// The suite fails: the image should have been there.
-    Fail(String),
-    /// The suite is skipped: the fixture declares the image external.
-    Skip(String),
-}
-
-impl Missing {
-    fn message(&self) -> &str {
-        match self {
-            Missing::Fail(message) | Missing::Skip(message) => message,
+/// The external images of `images` (declared so, not forged) neither in the
+/// local Docker engine nor pullable, each with the fixture's reason: they
+/// skip the suite.
+pub async fn unavailable_external(
+    images: &[String],
+    external: &BTreeMap<String, String>,
+    forged: &Forged,
+) -> Vec<String> {
+    let mut unavailable = Vec::new();
+    for image in images.iter().filter(|image| forged.stage_of(image).is_none()) {
+        if let Some(reason) = external.get(image)
+            && pulled_image_id(image).await.is_none()
+        {
+            unavailable.push(missing(image, None, Some(reason)));
         }
     }
+    unavailable
 }
 
-/// A forged image that is missing fails its suite, naming the stage that
-/// builds it (it is never pulled, even if declared external); a missing
-/// external image skips it, with the fixture's reason; any other fails it.
-fn missing(image: &str, forged_stage: Option<&str>, external: Option<&str>) -> Missing {
+/// Why an image is missing: a forged one names the stage that builds it (it
+/// is never pulled, even if declared external); an external one gives the
+/// fixture's reason; any other says that nothing declares it.
+fn missing(image: &str, forged_stage: Option<&str>, external: Option<&str>) -> String {
     match (forged_stage, external) {
-        (Some(stage), _) => Missing::Fail(format!(
+        (Some(stage), _) => format!(
             "image {image} is not in the local registry: the forge's stage '{stage}' builds and publishes it \
              (scripts/forge {stage}); it is never pulled from anywhere else"
-        )),
-        (None, Some(reason)) => Missing::Skip(format!(
+        ),
+        (None, Some(reason)) => format!(
             "external image {image} cannot be had (not in the local Docker engine, and `docker pull` failed): {reason}"
-        )),
-        (None, None) => Missing::Fail(format!(
+        ),
+        (None, None) => format!(
             "image {image} cannot be had: not in the local Docker engine, and `docker pull` failed; the forge does \
              not build it, and no ExternalImages object of the fixture declares it"
-        )),
+        ),
     }
 }
 
@@ -595,15 +578,13 @@ docker.io/stateproof/pulsar:4.0    application/vnd.docker.distribution.manifest.
     }
 
     #[test]
-    fn a_missing_forged_image_fails_naming_its_stage_and_only_an_external_one_skips() {
+    fn a_missing_image_is_explained_by_what_should_have_provided_it() {
         let forged = missing("stateproof/kafka:3.9", Some("kafka"), Some("declared external by mistake"));
-        assert!(matches!(&forged, Missing::Fail(text) if text.contains("scripts/forge kafka")), "{forged:?}");
+        assert!(forged.contains("scripts/forge kafka"), "{forged}");
         let external = missing("raftkeeper/raftkeeper-k8s:latest", None, Some("built by RaftKeeper"));
-        assert!(
-            matches!(&external, Missing::Skip(text) if text.starts_with("external image") && text.ends_with("built by RaftKeeper"))
-        );
+        assert!(external.starts_with("external image") && external.ends_with("built by RaftKeeper"), "{external}");
         let stray = missing("busybox:1", None, None);
-        assert!(matches!(&stray, Missing::Fail(text) if text.contains("no ExternalImages object")), "{stray:?}");
+        assert!(stray.contains("no ExternalImages object"), "{stray}");
     }
 
     #[test]

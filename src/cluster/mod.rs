@@ -9,6 +9,7 @@ mod image_probe;
 pub mod kind;
 pub mod local_volumes;
 mod node_agent;
+pub mod signal;
 pub mod volume_recycler;
 
 use crate::k8s::apply::Manifest;
@@ -141,16 +142,33 @@ impl Cluster {
     /// Makes the images available to the nodes. Returns why external images
     /// cannot be had (the suite is skipped); any other image that cannot be
     /// had is an error (the suite fails).
-    pub async fn provide_images(&self, images: &[String], external: &BTreeMap<String, String>) -> Result<Vec<String>> {
+    /// The reasons, one per external image of `images` this cluster cannot
+    /// have: on kind, neither in the local Docker engine nor pullable; on a
+    /// cluster from a kubeconfig, not pullable by its nodes (tried there).
+    pub async fn unavailable_images(
+        &self,
+        images: &[String],
+        external: &BTreeMap<String, String>,
+    ) -> Result<Vec<String>> {
         match &self.provider {
-            Provider::Kind(cluster) => cluster.load_images(images, external, &self.forged).await,
+            Provider::Kind(_) => Ok(kind::unavailable_external(images, external, &self.forged).await),
             Provider::Kubeconfig(reached) => self.try_external(reached, images, external).await,
         }
     }
 
-    /// On a cluster from a kubeconfig, each external image is tried on its
-    /// nodes: one they cannot pull skips the suite, with the fixture's reason.
-    /// Forged images come from the user's registry.
+    /// Makes `images` available to the nodes: on kind, forged images from
+    /// the local registry, any other loaded from the host; a cluster from a
+    /// kubeconfig pulls them itself.
+    pub async fn provide_images(&self, images: &[String]) -> Result<()> {
+        match &self.provider {
+            Provider::Kind(cluster) => cluster.load_images(images, &self.forged).await,
+            Provider::Kubeconfig(_) => Ok(()),
+        }
+    }
+
+    /// Each external image is tried on the cluster's nodes: one they cannot
+    /// pull skips the suite, with the fixture's reason. Forged images come
+    /// from the user's registry.
     async fn try_external(
         &self,
         reached: &Reached,

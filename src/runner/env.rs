@@ -57,28 +57,33 @@ pub struct Handover {
     pub next_message: u64,
 }
 
-/// Why a suite cannot run here at all (its tests are skipped, never passed).
-pub enum Readiness {
-    Ready(Box<SuiteEnv>),
-    Unavailable(String),
-}
-
 impl SuiteEnv {
+    /// Why the suite cannot run at all, if the operator its fixture needs
+    /// cannot be had. Its tests are then skipped, never passed; asked, with
+    /// `images_missing`, before the suite takes a place on the cluster, which
+    /// it would hold for nothing.
+    pub fn operator_missing(loaded: &LoadedSuite) -> Option<String> {
+        loaded.fixture.operator.as_ref().map(operator::locate)?.err()
+    }
+
+    /// Why the suite cannot run on this cluster, if an external image its
+    /// fixture needs cannot be had there.
+    pub async fn images_missing(loaded: &LoadedSuite, cluster: &Cluster) -> Result<Option<String>> {
+        let images: Vec<String> = apply::images(&loaded.fixture.manifests).into_iter().collect();
+        let unavailable = cluster.unavailable_images(&images, &loaded.fixture.external_images).await?;
+        Ok((!unavailable.is_empty()).then(|| unavailable.join("; ")))
+    }
+
     /// Everything but the deployment: images provided, the operator found,
     /// the namespace created. The caller owns the namespace from here on;
     /// `logs` is the suite's folder for what programs beside it write.
-    pub async fn prepare(loaded: &LoadedSuite, cluster: Arc<Cluster>, run: &str, logs: &Path) -> Result<Readiness> {
+    pub async fn prepare(loaded: &LoadedSuite, cluster: Arc<Cluster>, run: &str, logs: &Path) -> Result<Self> {
         let suite = loaded.suite.clone();
-        let operator = match loaded.fixture.operator.as_ref().map(operator::locate).transpose() {
-            Ok(located) => located.map(|located| (located, logs.join("operator.log"))),
-            Err(why) => return Ok(Readiness::Unavailable(why)),
-        };
+        let located = loaded.fixture.operator.as_ref().map(operator::locate).transpose().map_err(anyhow::Error::msg)?;
+        let operator = located.map(|located| (located, logs.join("operator.log")));
         let mut manifests = loaded.fixture.manifests.clone();
         let images: Vec<String> = apply::images(&manifests).into_iter().collect();
-        let unavailable = cluster.provide_images(&images, &loaded.fixture.external_images).await?;
-        if !unavailable.is_empty() {
-            return Ok(Readiness::Unavailable(unavailable.join("; ")));
-        }
+        cluster.provide_images(&images).await?;
         cluster.use_provided_images(&mut manifests);
         let namespace = namespace::name_for(&loaded.label());
         let local_volumes = loaded.fixture.local_volumes.clone().map(|mut spec| {
@@ -125,7 +130,7 @@ impl SuiteEnv {
             env.suite.fixture.join(" + "),
             env.namespace
         );
-        Ok(Readiness::Ready(Box::new(env)))
+        Ok(env)
     }
 
     /// Applies the fixture and, unless the suite says it will not get there,

@@ -5,7 +5,7 @@
 //! suites need; after them, the run tears down what it made and accounts
 //! for anything it could not.
 
-use super::env::{Readiness, SuiteEnv};
+use super::env::SuiteEnv;
 use super::finish;
 use super::gate::{Access, ClusterGate};
 use super::schedule::{Admission, MemoryBudget, memory_requested};
@@ -356,14 +356,29 @@ fn start(shared: &Arc<Shared>, plan: Plan) -> tokio::task::JoinHandle<()> {
     let shared = shared.clone();
     let handle = shared.runtime.handle().clone();
     handle.spawn(async move {
-        let suites = plan.into_iter().map(|(suite, tests)| run_suite(shared.clone(), suite, tests));
+        let suites = admission_order(plan).into_iter().map(|(suite, tests)| run_suite(shared.clone(), suite, tests));
         futures::future::join_all(suites).await;
     })
+}
+
+/// Suites queue for admission with those of the most tests first, so that
+/// the longest do not start last and hold up the end of the run alone.
+fn admission_order(plan: Plan) -> Vec<(usize, Vec<(usize, Report)>)> {
+    let mut suites: Vec<_> = plan.into_iter().collect();
+    suites.sort_by_key(|(_, tests)| std::cmp::Reverse(tests.len()));
+    suites
 }
 
 /// A suite's selected tests, one after another, then its teardown.
 async fn run_suite(shared: Arc<Shared>, suite_index: usize, tests: Vec<(usize, Report)>) {
     let slot = &shared.suites[suite_index];
+    if let Some(state) = preflight(&shared, &slot.loaded).await {
+        *slot.env.lock().await = Some(state);
+        for (test_index, report) in tests {
+            let _ = report.send(run_test(&shared, slot, test_index, None, None).await.0);
+        }
+        return;
+    }
     let weight = memory_requested(&slot.loaded.fixture.manifests);
     let place = shared.cluster_place(&slot.loaded.suite.cluster);
     let mut admitted = place.admission.admit(weight).await;
@@ -382,7 +397,10 @@ async fn run_suite(shared: Arc<Shared>, suite_index: usize, tests: Vec<(usize, R
             Disruption::Suite => admitted.come_back().await,
         }
         let blocker = failed_before.as_deref().filter(|_| slot.loaded.suite.chained);
-        let (outcome, failed) = run_test(&shared, slot, test_index, blocker, &place.gate, held.is_some()).await;
+        // Asking for a pass while the suite holds one would queue behind a
+        // waiting node fault that waits for this very suite.
+        let gate = if held.is_some() { None } else { Some(&place.gate) };
+        let (outcome, failed) = run_test(&shared, slot, test_index, blocker, gate).await;
         if failed && failed_before.is_none() {
             failed_before = Some(slot.loaded.suite.tests[test_index].name.clone());
         }
@@ -437,21 +455,22 @@ fn build_what_is_needed(shared: &Shared, plan: &Plan) {
 /// first use, runs, and is recorded. A panic is a failed test like any other.
 /// A test of a chained suite is not run once `blocker`, a test before it,
 /// has failed. Returns its outcome and whether it ran and failed (a
-/// variant's required failure included). `gate` is its cluster's. With
-/// `suite_holds_pass`, its suite holds the pass already: asking again would
-/// queue behind a waiting node fault that waits for this very suite.
+/// variant's required failure included). It asks `gate`, its cluster's,
+/// for a pass, unless it needs none (its suite holds one, or cannot run).
 async fn run_test(
     shared: &Arc<Shared>,
     slot: &SuiteSlot,
     test_index: usize,
     blocker: Option<&str>,
-    gate: &ClusterGate,
-    suite_holds_pass: bool,
+    gate: Option<&ClusterGate>,
 ) -> (Outcome, bool) {
     let spec = &slot.loaded.suite.tests[test_index];
     let label = format!("{}::{}", slot.loaded.label(), spec.name);
     let attempt = wait::measured(async {
-        let _pass = if suite_holds_pass { None } else { Some(gate.enter(spec.disrupts.into()).await) };
+        let _pass = match gate {
+            Some(gate) => Some(gate.enter(spec.disrupts.into()).await),
+            None => None,
+        };
         // The test's time starts once it may run, not while it queues.
         let started = Instant::now();
         let entry = (slot.loaded.label(), slot.loaded.file.clone(), started);
@@ -530,19 +549,38 @@ impl Ran {
     }
 }
 
-async fn setup(shared: &Shared, loaded: &LoadedSuite) -> EnvState {
-    let failed = |why: String| EnvState::Failed { why, diagnostics: None, env: None };
+/// What keeps a suite from running before it is admitted: the forge could
+/// not build what the run needs, its cluster could not be had, or the
+/// operator or an external image its fixture needs cannot be (then its tests
+/// are skipped). `None` when it may run.
+async fn preflight(shared: &Shared, loaded: &LoadedSuite) -> Option<EnvState> {
+    let failed = |why: String| Some(EnvState::Failed { why, diagnostics: None, env: None });
     if let Some(why) = shared.unbuilt.lock().unwrap().clone() {
         return failed(why);
     }
+    if let Some(why) = SuiteEnv::operator_missing(loaded) {
+        return Some(EnvState::Unavailable(why));
+    }
+    let cluster = match cluster_for(shared, &loaded.suite.cluster).await {
+        Ok(cluster) => cluster,
+        Err(why) => return failed(why),
+    };
+    match SuiteEnv::images_missing(loaded, &cluster).await {
+        Ok(None) => None,
+        Ok(Some(why)) => Some(EnvState::Unavailable(why)),
+        Err(error) => failed(format!("{error:#}")),
+    }
+}
+
+async fn setup(shared: &Shared, loaded: &LoadedSuite) -> EnvState {
+    let failed = |why: String| EnvState::Failed { why, diagnostics: None, env: None };
     let cluster = match cluster_for(shared, &loaded.suite.cluster).await {
         Ok(cluster) => cluster,
         Err(why) => return failed(why),
     };
     let logs = shared.settings.report_dir.join(&shared.run).join(loaded.label());
     let env = match SuiteEnv::prepare(loaded, cluster.clone(), &shared.run, &logs).await {
-        Ok(Readiness::Ready(env)) => env,
-        Ok(Readiness::Unavailable(reason)) => return EnvState::Unavailable(reason),
+        Ok(env) => Box::new(env),
         Err(error) => return failed(format!("{error:#}")),
     };
     shared.namespaces.lock().unwrap().push((cluster, env.namespace.clone()));
@@ -602,4 +640,17 @@ async fn execute(shared: &Shared, loaded: &LoadedSuite, env: &SuiteEnv, spec: &s
 
 pub(super) fn record(shared: &Shared, result: TestResult) {
     shared.results.lock().unwrap().push(result);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suites_with_more_tests_are_admitted_first_and_ties_keep_their_order() {
+        let tests = |count: usize| (0..count).map(|test| (test, oneshot::channel().0)).collect::<Vec<_>>();
+        let plan: Plan = BTreeMap::from([(0, tests(1)), (1, tests(3)), (2, tests(5)), (3, tests(3))]);
+        let order: Vec<usize> = admission_order(plan).into_iter().map(|(suite, _)| suite).collect();
+        assert_eq!(order, [2, 1, 3, 0]);
+    }
 }

@@ -7,7 +7,7 @@
 mod kafka;
 mod pulsar;
 
-use super::env::{Readiness, SuiteEnv};
+use super::env::SuiteEnv;
 use crate::cluster::Cluster;
 use crate::cluster::forge::Forged;
 use crate::history::SendOutcome;
@@ -99,11 +99,10 @@ async fn run(tools: &dyn Tools, args: Args) -> Result<()> {
     let run_id = format!("bench-{}", std::process::id());
     let cluster = Arc::new(Cluster::provide(&settings, &loaded.suite.cluster, &forged, &run_id).await?);
     let logs = settings.report_dir.join(&run_id);
-    let outcome = match SuiteEnv::prepare(&loaded, cluster.clone(), &run_id, &logs).await? {
-        Readiness::Unavailable(why) => {
-            Err(anyhow!("the fixture of {} cannot run here: {why}", tools.about().suite_file))
-        }
-        Readiness::Ready(env) => {
+    let outcome = match SuiteEnv::images_missing(&loaded, &cluster).await? {
+        Some(why) => Err(anyhow!("the fixture of {} cannot run here: {why}", tools.about().suite_file)),
+        None => {
+            let env = SuiteEnv::prepare(&loaded, cluster.clone(), &run_id, &logs).await?;
             let measured = measure(tools, &env, &args).await;
             let torn_down = env.teardown(settings.keep, None).await;
             measured.and(torn_down)
