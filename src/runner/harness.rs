@@ -394,7 +394,7 @@ async fn run_suite(shared: Arc<Shared>, suite_index: usize, tests: Vec<(usize, R
     for (test_index, report) in tests {
         match slot.loaded.suite.tests[test_index].disrupts {
             Disruption::Nodes => admitted.step_aside(),
-            Disruption::Suite => admitted.come_back().await,
+            Disruption::Suite => admitted.come_back(),
         }
         let blocker = failed_before.as_deref().filter(|_| slot.loaded.suite.chained);
         // Asking for a pass while the suite holds one would queue behind a

@@ -42,10 +42,13 @@ impl Admitted<'_> {
         self.suite = None;
     }
 
-    /// Counts again among the suites running, once there is room.
-    pub async fn come_back(&mut self) {
+    /// Counts again among the suites running, at once: a suite back from
+    /// its window must not queue behind those admitted while it was away (it
+    /// would idle, deployed, until one of them ends). It takes a free place
+    /// if there is one; if not, it runs above the bound until it ends.
+    pub fn come_back(&mut self) {
         if self.suite.is_none() {
-            self.suite = Some(self.admission.suites.acquire().await.expect("the admission is never closed"));
+            self.suite = self.admission.suites.try_acquire().ok();
         }
     }
 }
@@ -129,7 +132,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_suite_that_steps_aside_lets_another_in_until_it_comes_back() {
+    async fn a_suite_that_steps_aside_lets_another_in_and_comes_back_at_once() {
         let admission = Admission::new(1, MemoryBudget::new(1000));
         let mut first = admission.admit(100).await;
         let blocked = tokio::time::timeout(std::time::Duration::from_millis(50), admission.admit(100)).await;
@@ -137,9 +140,13 @@ mod tests {
         first.step_aside();
         let second = tokio::time::timeout(std::time::Duration::from_millis(50), admission.admit(100)).await;
         let second = second.expect("the first stepped aside");
-        let back = tokio::time::timeout(std::time::Duration::from_millis(50), first.come_back()).await;
-        assert!(back.is_err(), "the second runs now");
+        first.come_back();
+        let third = tokio::time::timeout(std::time::Duration::from_millis(50), admission.admit(100)).await;
+        assert!(third.is_err(), "the place is the second's; the first runs above the bound");
+        drop(first);
+        let third = tokio::time::timeout(std::time::Duration::from_millis(50), admission.admit(100)).await;
+        assert!(third.is_err(), "the first, back without a place, frees none when it ends");
         drop(second);
-        first.come_back().await;
+        admission.admit(100).await;
     }
 }
