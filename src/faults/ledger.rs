@@ -127,6 +127,11 @@ impl<H: Clone> Ledger<H> {
         outcomes
     }
 
+    /// Whether a node that `owner` cordoned or stopped is not back yet.
+    pub fn holds_node_faults(&self, owner: &str) -> bool {
+        self.entries.lock().unwrap().iter().any(|entry| entry.owner == owner && entry.fault.is_node_fault())
+    }
+
     /// The faults still in force, for the end of a run to report.
     pub fn remaining(&self) -> Vec<String> {
         self.entries.lock().unwrap().iter().map(|entry| format!("{} (by {})", entry.fault, entry.owner)).collect()
@@ -227,6 +232,10 @@ mod tests {
         let undone = ledger.undo_with(Some("a"), cordons, |_, _| async { Ok(()) }).await;
         assert_eq!(undone.iter().map(|u| u.fault.to_string()).collect::<Vec<_>>(), ["node w1 cordoned"]);
         assert_eq!(ledger.remaining().len(), 2);
+        assert!(ledger.holds_node_faults("a"), "a's node w3 is still stopped");
+        let _ = ledger.undo_with(Some("a"), everything, |_, _| async { Ok(()) }).await;
+        assert!(!ledger.holds_node_faults("a"));
+        assert!(ledger.holds_node_faults("b"));
     }
 
     #[test]

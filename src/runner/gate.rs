@@ -6,8 +6,14 @@
 //! A node test that waits blocks newcomers, so that it is not starved,
 //! except while a chain holds the cluster: it could not go before the chain
 //! ends anyway, and the other suites' tests would idle for the whole chain.
+//!
+//! A node test whose nodes are all back shares the cluster for the rest of
+//! it (its own members' recovery, its last reads): other suites' tests wait
+//! for their fixtures to be ready before they start, and another node test
+//! still waits for it to end.
 
 use crate::suite::Disruption;
+use std::sync::Mutex;
 use tokio::sync::watch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,12 +70,27 @@ pub struct ClusterGate {
 /// Held for as long as the access lasts; dropping it lets others in.
 pub struct Pass<'a> {
     gate: &'a ClusterGate,
-    access: Access,
+    access: Mutex<Access>,
+}
+
+impl Pass<'_> {
+    /// A test that had the cluster alone shares it from now on.
+    pub fn share(&self) {
+        let mut access = self.access.lock().unwrap();
+        if *access == Access::Alone {
+            self.gate.holders.send_modify(|holders| {
+                holders.count(Access::Alone, false);
+                holders.count(Access::Shared, true);
+            });
+            *access = Access::Shared;
+        }
+    }
 }
 
 impl Drop for Pass<'_> {
     fn drop(&mut self) {
-        self.gate.holders.send_modify(|holders| holders.count(self.access, false));
+        let access = *self.access.get_mut().unwrap();
+        self.gate.holders.send_modify(|holders| holders.count(access, false));
     }
 }
 
@@ -98,7 +119,7 @@ impl ClusterGate {
                 admitted
             });
             if entered {
-                return Pass { gate: self, access };
+                return Pass { gate: self, access: Mutex::new(access) };
             }
             changes.changed().await.expect("the gate outlives its waiters");
         }
@@ -143,6 +164,22 @@ mod tests {
         let alone = tokio::time::timeout(Duration::from_millis(50), queued).await.expect("the chain ended");
         drop(alone);
         assert!(enters(&gate, Access::Chain).await);
+    }
+
+    #[tokio::test]
+    async fn a_node_test_that_shares_lets_other_tests_in_but_not_another_node_test() {
+        let gate = ClusterGate::default();
+        let alone = gate.enter(Access::Alone).await;
+        assert!(!enters(&gate, Access::Shared).await, "nodes are being stopped");
+        alone.share();
+        let shared = tokio::time::timeout(Duration::from_millis(50), gate.enter(Access::Shared))
+            .await
+            .expect("its nodes are back: other tests may run");
+        assert!(!enters(&gate, Access::Alone).await, "the first node test is still running");
+        drop(shared);
+        assert!(!enters(&gate, Access::Alone).await, "the first node test is still running");
+        drop(alone);
+        assert!(enters(&gate, Access::Alone).await);
     }
 
     #[tokio::test]

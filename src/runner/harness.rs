@@ -7,7 +7,7 @@
 
 use super::env::SuiteEnv;
 use super::finish;
-use super::gate::{Access, ClusterGate};
+use super::gate::{Access, ClusterGate, Pass};
 use super::schedule::{Admission, MemoryBudget, memory_requested};
 use super::steps::TestRun;
 use super::verdict;
@@ -467,7 +467,7 @@ async fn run_test(
     let spec = &slot.loaded.suite.tests[test_index];
     let label = format!("{}::{}", slot.loaded.label(), spec.name);
     let attempt = wait::measured(async {
-        let _pass = match gate {
+        let pass = match gate {
             Some(gate) => Some(gate.enter(spec.disrupts.into()).await),
             None => None,
         };
@@ -490,7 +490,7 @@ async fn run_test(
                 diagnostics: diagnostics.clone(),
                 properties: Vec::new(),
             },
-            (EnvState::Ready(env), None) => execute(shared, &slot.loaded, env, spec, &label).await,
+            (EnvState::Ready(env), None) => execute(shared, &slot.loaded, env, spec, &label, pass.as_ref()).await,
             (EnvState::Finished, None) => {
                 Ran::outcome(Outcome::Failed("the suite's environment was already torn down".into()))
             }
@@ -621,7 +621,14 @@ async fn cluster_for(shared: &Shared, config: &str) -> Result<Arc<Cluster>, Stri
         .clone()
 }
 
-async fn execute(shared: &Shared, loaded: &LoadedSuite, env: &SuiteEnv, spec: &suite::TestSpec, label: &str) -> Ran {
+async fn execute(
+    shared: &Shared,
+    loaded: &LoadedSuite,
+    env: &SuiteEnv,
+    spec: &suite::TestSpec,
+    label: &str,
+    pass: Option<&Pass<'_>>,
+) -> Ran {
     let dir = diagnostics_dir(shared, &loaded.label(), &spec.name);
     if env.suite.deploy.wait_ready
         && let Err(error) = env.wait_ready(env.suite.defaults.ready_timeout).await
@@ -631,7 +638,11 @@ async fn execute(shared: &Shared, loaded: &LoadedSuite, env: &SuiteEnv, spec: &s
             verdict::failed_before_steps(spec, format!("before the test, the fixture is not ready: {error:#}"));
         return Ran { outcome, diagnostics, properties: Vec::new() };
     }
-    let report = TestRun::new(env, &shared.ledger, label.to_string()).run(spec, &dir).await;
+    let mut test = TestRun::new(env, &shared.ledger, label.to_string());
+    if let Some(pass) = pass {
+        test = test.when_nodes_are_back(|| pass.share());
+    }
+    let report = test.run(spec, &dir).await;
     let outcome = verdict::judge(spec, report.outcome, report.cleanup, report.findings);
     let mut properties = report.properties;
     properties.push(("history".into(), dir.join("history.jsonl").display().to_string()));

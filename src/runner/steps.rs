@@ -83,6 +83,8 @@ pub struct TestRun<'a> {
     properties: Vec<(String, String)>,
     /// The bookies as sampled while the test runs (a suite's `sampling`).
     samples: Arc<Mutex<Vec<Sample>>>,
+    /// Called once the test has no node step left and its nodes are back.
+    nodes_back: Option<Box<dyn FnOnce() + Send + Sync + 'a>>,
 }
 
 impl<'a> TestRun<'a> {
@@ -103,7 +105,16 @@ impl<'a> TestRun<'a> {
             findings: Vec::new(),
             properties: Vec::new(),
             samples: Arc::default(),
+            nodes_back: None,
         }
+    }
+
+    /// `nodes_back` is told when the cluster need no longer be the test's
+    /// alone: its last node step has passed and every node it cordoned or
+    /// stopped is back, so that other suites' tests may go on meanwhile.
+    pub fn when_nodes_are_back(mut self, nodes_back: impl FnOnce() + Send + Sync + 'a) -> Self {
+        self.nodes_back = Some(Box::new(nodes_back));
+        self
     }
 
     fn defaults(&self) -> &Defaults {
@@ -154,6 +165,7 @@ impl<'a> TestRun<'a> {
                 Ok(()) => {
                     self.record_step(index, step, Phase::Passed, None);
                     eprintln!("[{}] step {}/{total} ok ({seconds:.1}s)", self.label, index + 1);
+                    self.tell_if_nodes_are_back(&spec.steps, index);
                 }
                 Err(error) => {
                     let mut error = error.context(format!("step {}/{total} ({step})", index + 1));
@@ -168,6 +180,15 @@ impl<'a> TestRun<'a> {
             }
         }
         outcome
+    }
+
+    fn tell_if_nodes_are_back(&mut self, steps: &[Step], index: usize) {
+        if done_with_nodes(steps, index, self.ledger.holds_node_faults(&self.label))
+            && let Some(nodes_back) = self.nodes_back.take()
+        {
+            eprintln!("[{}] its nodes are back: other suites' tests may run beside the rest of it", self.label);
+            nodes_back();
+        }
     }
 
     async fn finish(mut self, outcome: Result<(), StepFailure>, started_at: history::Millis, dir: &Path) -> TestReport {
@@ -648,9 +669,35 @@ fn mounts(pod: &Pod, container: &str) -> Vec<storage::Mount> {
         .collect()
 }
 
+/// Whether a test that touches nodes is done with them once step `index`
+/// passed: no node step after it, and none of its node faults in force.
+fn done_with_nodes(steps: &[Step], index: usize, node_faults_in_force: bool) -> bool {
+    let last_node_step = steps.iter().rposition(Step::touches_nodes);
+    last_node_step.is_some_and(|last| index >= last) && !node_faults_in_force
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_test_is_done_with_nodes_after_its_last_node_step_once_they_are_back() {
+        let member = |ordinal| MemberRef::Ordinal(ordinal);
+        let steps = [
+            Step::Drain { member: 0, expect: DrainOutcome::Evicted },
+            Step::Uncordon,
+            Step::StopNode { member: member(2) },
+            Step::ExpectNodeDown { member: member(2), within: None },
+            Step::StartNodes,
+            Step::WaitReady,
+        ];
+        assert!(!done_with_nodes(&steps, 1, false), "a node is still to be stopped");
+        assert!(!done_with_nodes(&steps, 3, true), "the node is down");
+        assert!(done_with_nodes(&steps, 4, false));
+        assert!(done_with_nodes(&steps, 5, false));
+        assert!(!done_with_nodes(&steps, 5, true), "a cordon still in force");
+        assert!(!done_with_nodes(&[Step::WaitReady], 0, false), "a test that never touched nodes");
+    }
 
     #[test]
     fn output_expectations_are_exact_not_substrings() {
