@@ -28,7 +28,10 @@ pub fn judge(spec: &TestSpec, steps: Result<(), StepFailure>, cleanup: Result<()
                     let message = format!("{:#}", failure.error);
                     let matches = Regex::new(&expected.matches).is_ok_and(|pattern| pattern.is_match(&message));
                     match (failure.index == target, matches) {
-                        (true, true) => Outcome::PassedWithFindings(format!("failed as expected: {message}")),
+                        (true, true) => Outcome::PassedWithFindings(match &expected.defect {
+                            Some(defect) => format!("failed as expected, the known defect: {defect}: {message}"),
+                            None => format!("failed as expected: {message}"),
+                        }),
                         (true, false) => {
                             Outcome::Failed(format!("expected {wanted}; it failed, but for another reason: {message}"))
                         }
@@ -154,6 +157,20 @@ mod tests {
         let spec = expecting();
         let expected = judge(&spec, failing(1, "x\nbookie-2: Pending, unschedulable: 0/5 nodes"), Ok(()), vec![]);
         assert!(matches!(&expected, Outcome::PassedWithFindings(text) if text.starts_with("failed as expected")));
+    }
+
+    #[test]
+    fn an_expected_failure_names_its_defect_when_it_shows() {
+        let spec = spec(
+            "    expect: {failure: {step: expect-rolled-out, matches: 'Pending', defect: 'bookie-2 has no node'}}\n",
+        );
+        let outcome = judge(&spec, failing(1, "bookie-2: Pending"), Ok(()), vec![]);
+        assert_eq!(
+            outcome,
+            Outcome::PassedWithFindings(
+                "failed as expected, the known defect: bookie-2 has no node: bookie-2: Pending".into()
+            )
+        );
     }
 
     #[test]

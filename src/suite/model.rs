@@ -165,6 +165,9 @@ pub struct ExpectedFailure {
     pub step: StepRef,
     /// A regular expression the failure's message must match.
     pub matches: String,
+    /// The defect, in a few words, for the report to name when it shows.
+    #[serde(default)]
+    pub defect: Option<String>,
 }
 
 /// A step of a test: by its 1-based number, or by its kind when the test
