@@ -183,7 +183,9 @@ impl<'a> TestRun<'a> {
     }
 
     fn tell_if_nodes_are_back(&mut self, steps: &[Step], index: usize) {
-        if done_with_nodes(steps, index, self.ledger.holds_node_faults(&self.label))
+        // Asked only while someone waits to hear it: the ledger is shared.
+        if self.nodes_back.is_some()
+            && done_with_nodes(steps, index, self.ledger.holds_node_faults(&self.label))
             && let Some(nodes_back) = self.nodes_back.take()
         {
             eprintln!("[{}] its nodes are back: other suites' tests may run beside the rest of it", self.label);

@@ -130,7 +130,7 @@ impl fmt::Display for Step {
                 let state = if *read_only { "read-only" } else { "writable" };
                 write!(
                     f,
-                    "expect member {member}'s bookie to turn {state} by itself within {}",
+                    "expect member {member}'s bookie to turn {state} within {}",
                     humantime::format_duration(*within)
                 )
             }

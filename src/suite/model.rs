@@ -459,7 +459,8 @@ pub enum Step {
         read_only: bool,
     },
     /// The member's bookie becomes read-only (or, with `read-only: false`,
-    /// writable) by itself within the time: BookKeeper's own disk checker.
+    /// writable) within the time, made so by something other than the test:
+    /// BookKeeper's own disk checker, or an autoscaler's decommission.
     ExpectReadOnly {
         member: Member,
         #[serde(rename = "read-only", default = "yes")]
