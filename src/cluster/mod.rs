@@ -44,6 +44,9 @@ pub struct Cluster {
     /// A client that takes 429 for an answer (see `k8s::client::Clients`).
     pub literal_client: Client,
     pub description: String,
+    /// The custom resource definitions this run installed here, shared by
+    /// the operators that rely on them.
+    pub definitions: crate::k8s::crds::Installed,
     provider: Provider,
 }
 
@@ -86,6 +89,7 @@ impl Cluster {
                     forged,
                     literal_client: clients.literal,
                     description: format!("kind cluster '{name}'"),
+                    definitions: Default::default(),
                     provider: Provider::Kind(cluster),
                 })
             }
@@ -102,6 +106,7 @@ impl Cluster {
                     forged,
                     literal_client: clients.literal,
                     description,
+                    definitions: Default::default(),
                     provider: Provider::Kubeconfig(Box::new(Reached {
                         path: path.clone(),
                         image_registry: image_registry.clone(),

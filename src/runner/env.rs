@@ -300,7 +300,7 @@ impl SuiteEnv {
         }
         // Only now: its objects may wait on it to let their namespace go.
         let operator_stopped = match self.running_operator.lock().await.take() {
-            Some(operator) => operator.stop(&self.cluster.client).await,
+            Some(operator) => operator.stop(&self.cluster).await,
             None => Ok(()),
         };
         let _pass = match gate {

@@ -4,7 +4,7 @@
 //! an interrupt.
 
 use super::gate::ClusterGate;
-use super::harness::{EnvState, Shared, SuiteSlot, record, record_run_failure, run_failure};
+use super::harness::{ClusterPlace, EnvState, Shared, SuiteSlot, record, record_run_failure, run_failure};
 use crate::cluster::{Cluster, kind, local_volumes};
 use crate::k8s::namespace;
 use crate::report::run_stats::RunStats;
@@ -87,28 +87,38 @@ async fn teardown(shared: &Shared) {
     finish_clusters(shared, "cluster-teardown").await;
 }
 
-/// Every cluster of the run: what it made and left looked for, then the
-/// cluster deleted if this run created it, or began to (an interrupt
-/// reaches `kind create` too, and a creation may still be under way).
+/// Every cluster of the run not finished yet.
 async fn finish_clusters(shared: &Shared, failure: &str) {
-    let keep = shared.settings.keep;
     let clusters: Vec<_> = shared.clusters.lock().unwrap().values().cloned().collect();
     for place in clusters {
-        let finished = match place.cluster.get() {
-            Some(Ok(cluster)) => {
-                if !keep {
-                    report_leftovers(shared, cluster).await;
-                }
-                cluster.finish(keep).await
+        finish_cluster(shared, &place, failure).await;
+    }
+}
+
+/// What the run made on the cluster and left looked for, then the cluster
+/// deleted if this run created it, or began to (an interrupt reaches `kind
+/// create` too, and a creation may still be under way). Once only.
+pub(super) async fn finish_cluster(shared: &Shared, place: &ClusterPlace, failure: &str) {
+    let mut finished = place.finished.lock().await;
+    if *finished {
+        return;
+    }
+    *finished = true;
+    let keep = shared.settings.keep;
+    let outcome = match place.cluster.get() {
+        Some(Ok(cluster)) => {
+            if !keep {
+                report_leftovers(shared, cluster).await;
             }
-            Some(Err(_)) | None => match &place.choice {
-                ClusterChoice::Kind { name, .. } if !keep => kind::delete_unfinished(&shared.settings, name).await,
-                _ => Ok(()),
-            },
-        };
-        if let Err(error) = finished {
-            record_run_failure(shared, failure, format!("{error:#}"));
+            cluster.finish(keep).await
         }
+        Some(Err(_)) | None => match &place.choice {
+            ClusterChoice::Kind { name, .. } if !keep => kind::delete_unfinished(&shared.settings, name).await,
+            _ => Ok(()),
+        },
+    };
+    if let Err(error) = outcome {
+        record_run_failure(shared, failure, format!("{error:#}"));
     }
 }
 

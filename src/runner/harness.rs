@@ -65,6 +65,9 @@ pub(super) struct ClusterPlace {
     pub cluster: OnceCell<Result<Arc<Cluster>, String>>,
     pub admission: Admission,
     pub gate: ClusterGate,
+    /// Whether the cluster was finished (looked over, deleted if the run
+    /// made it): once its last suite is done, at the end, or on an interrupt.
+    pub finished: tokio::sync::Mutex<bool>,
 }
 
 pub(super) struct Shared {
@@ -199,6 +202,7 @@ impl Shared {
                 cluster: OnceCell::new(),
                 admission: Admission::new(self.settings.parallel_suites, self.memory.clone()),
                 gate: ClusterGate::default(),
+                finished: Default::default(),
             })
         });
         place.clone()
@@ -352,12 +356,26 @@ fn plan(args: &Arguments, trials: &[Trial], mut waiting: Waiting) -> Plan {
 }
 
 /// Runs every planned suite as a task of its own, admitted when it fits.
+/// A cluster is finished as soon as its last suite is: an idle cluster
+/// would only take the machine from the others.
 fn start(shared: &Arc<Shared>, plan: Plan) -> tokio::task::JoinHandle<()> {
     let shared = shared.clone();
     let handle = shared.runtime.handle().clone();
     handle.spawn(async move {
-        let suites = admission_order(plan).into_iter().map(|(suite, tests)| run_suite(shared.clone(), suite, tests));
-        futures::future::join_all(suites).await;
+        let mut by_cluster: BTreeMap<String, (Arc<ClusterPlace>, Vec<_>)> = BTreeMap::new();
+        for (suite, tests) in admission_order(plan) {
+            let place = shared.cluster_place(&shared.suites[suite].loaded.suite.cluster);
+            let entry = by_cluster.entry(place.choice.identity()).or_insert_with(|| (place, Vec::new()));
+            entry.1.push(run_suite(shared.clone(), suite, tests));
+        }
+        let clusters = by_cluster.into_values().map(|(place, suites)| {
+            let shared = shared.clone();
+            async move {
+                futures::future::join_all(suites).await;
+                finish::finish_cluster(&shared, &place, "cluster-teardown").await;
+            }
+        });
+        futures::future::join_all(clusters).await;
     })
 }
 

@@ -8,7 +8,6 @@ use crate::k8s::crds;
 use crate::process::{self, Background};
 use crate::suite::fixture::OperatorSpec;
 use anyhow::{Context, Result};
-use kube::Client;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -48,9 +47,10 @@ impl HostOperator {
     /// with `java` from JAVA_HOME (or PATH), its output in `log`.
     pub async fn start(located: &Located, cluster: &Cluster, namespace: &str, log: &Path) -> Result<Self> {
         let spec = &located.spec;
-        let installed = crds::install(&cluster.client, &located.crds).await.with_context(|| {
-            format!("installing the definitions of operator {} from {}", spec.name, located.crds.display())
-        })?;
+        let installed =
+            crds::install(&cluster.client, &cluster.definitions, &located.crds).await.with_context(|| {
+                format!("installing the definitions of operator {} from {}", spec.name, located.crds.display())
+            })?;
         let java = std::env::var_os("JAVA_HOME")
             .map_or_else(|| PathBuf::from("java"), |home| Path::new(&home).join("bin/java"));
         let mut env: Vec<(String, String)> =
@@ -64,10 +64,11 @@ impl HostOperator {
         Ok(HostOperator { process, installed })
     }
 
-    /// Stops the operator, then removes the definitions this run installed.
-    pub async fn stop(self, client: &Client) -> Result<()> {
+    /// Stops the operator, then removes the definitions this run installed
+    /// that no other operator of it relies on.
+    pub async fn stop(self, cluster: &Cluster) -> Result<()> {
         self.process.stop(STOP_WITHIN).await.context("stopping the operator")?;
-        crds::remove(client, &self.installed).await
+        crds::remove(&cluster.client, &cluster.definitions, &self.installed).await
     }
 }
 

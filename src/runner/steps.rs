@@ -349,6 +349,7 @@ impl<'a> TestRun<'a> {
             Step::ExpectReadOnly { member, read_only, within } => {
                 self.expect_read_only(*member, *read_only, *within).await?
             }
+            Step::ExpectAuditor { elected, within } => self.expect_auditor(*elected, *within).await?,
             Step::ExpectReplicas { count, within } => self.expect_replicas(*count, *within).await?,
             Step::ExpectReplicasStay { count, duration } => self.expect_replicas_stay(*count, *duration).await?,
             Step::RememberLedgers => self.remember_ledgers().await?,

@@ -134,6 +134,10 @@ impl fmt::Display for Step {
                     humantime::format_duration(*within)
                 )
             }
+            Step::ExpectAuditor { elected, within } => {
+                let which = if *elected { "an" } else { "no" };
+                write!(f, "expect {which} auditor elected within {}", humantime::format_duration(*within))
+            }
             Step::ExpectReplicas { count, within } => {
                 write!(f, "expect {count} replicas asked for within {}", humantime::format_duration(*within))
             }

@@ -468,6 +468,15 @@ pub enum Step {
         #[serde(with = "humantime_serde")]
         within: Duration,
     },
+    /// A bookie reports an elected auditor (or, with `elected: false`, none:
+    /// nothing then marks a ledger under-replicated, and an empty list of
+    /// them vouches for nothing) within the time.
+    ExpectAuditor {
+        #[serde(default = "yes")]
+        elected: bool,
+        #[serde(with = "humantime_serde")]
+        within: Duration,
+    },
     /// The StatefulSet's replicas become `count` (an autoscaler's decision)
     /// within the time.
     ExpectReplicas {

@@ -102,6 +102,7 @@ impl Step {
             Step::FillDisk { .. } => "fill-disk",
             Step::SetReadOnly { .. } => "set-read-only",
             Step::ExpectReadOnly { .. } => "expect-read-only",
+            Step::ExpectAuditor { .. } => "expect-auditor",
             Step::ExpectReplicas { .. } => "expect-replicas",
             Step::ExpectReplicasStay { .. } => "expect-replicas-stay",
             Step::RememberLedgers => "remember-ledgers",
@@ -137,6 +138,7 @@ impl Step {
             Step::FillDisk { .. }
             | Step::SetReadOnly { .. }
             | Step::ExpectReadOnly { .. }
+            | Step::ExpectAuditor { .. }
             | Step::RememberLedgers
             | Step::ExpectLedgersKept
             | Step::ExpectNewLedgersOn { .. }

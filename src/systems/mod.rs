@@ -252,4 +252,7 @@ pub trait Bookies: Send + Sync {
     async fn ledgers(&self, members: &[Member]) -> Result<BTreeMap<u64, BTreeSet<String>>>;
     /// The pods whose bookies have a cookie (a registered identity).
     async fn cookies(&self) -> Result<BTreeSet<String>>;
+    /// The elected auditor's bookie id, as a bookie reports it; none when
+    /// no auditor is elected.
+    async fn auditor(&self, members: &[Member]) -> Result<Option<String>>;
 }

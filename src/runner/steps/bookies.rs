@@ -45,6 +45,22 @@ impl<'a> TestRun<'a> {
         Ok(())
     }
 
+    pub(super) async fn expect_auditor(&self, elected: bool, within: Duration) -> Result<()> {
+        let bookies = self.bookie_cluster()?;
+        let members = self.env.ordinals().await?;
+        let what = if elected { "an auditor elected" } else { "no auditor elected" };
+        wait::until(what, within, || async {
+            Ok(match bookies.auditor(&members).await? {
+                Some(_) if elected => Probe::Done(()),
+                None if !elected => Probe::Done(()),
+                Some(auditor) => Probe::Pending(format!("{auditor} is the auditor")),
+                None => Probe::Pending("none is elected".into()),
+            })
+        })
+        .await?;
+        Ok(())
+    }
+
     pub(super) async fn expect_replicas(&self, count: u32, within: Duration) -> Result<()> {
         let env = self.env;
         wait::until_changed(&format!("{count} replicas asked for"), within, env.observer.changes(), || async {

@@ -63,6 +63,22 @@ struct Info {
     total_space: u64,
 }
 
+/// `GET /api/v1/bookie/cluster_info`, the part that names the auditor.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ClusterInfo {
+    auditor_elected: bool,
+    #[serde(default)]
+    auditor_id: Option<String>,
+}
+
+impl ClusterInfo {
+    fn auditor(self) -> Option<String> {
+        let named = self.auditor_id.filter(|id| !id.is_empty());
+        self.auditor_elected.then(|| named.unwrap_or_else(|| "an unnamed bookie".into()))
+    }
+}
+
 #[async_trait]
 impl Bookies for Pulsar {
     /// Every member asked at once: a sample of several bookies then takes
@@ -120,6 +136,12 @@ impl Bookies for Pulsar {
         let path = format!("{}/cookies", store.root.trim_end_matches('/'));
         let ids = client.list_children(&path).await.with_context(|| format!("listing {path}"))?;
         Ok(ids.iter().map(|id| pod_of(id).to_string()).collect())
+    }
+
+    async fn auditor(&self, members: &[Member]) -> Result<Option<String>> {
+        let info: ClusterInfo = serde_json::from_str(&self.ask_any(members, "/api/v1/bookie/cluster_info").await?)
+            .context("reading a bookie's cluster_info")?;
+        Ok(info.auditor())
     }
 }
 
@@ -185,6 +207,16 @@ mod tests {
         assert_eq!(ledgers[&12], BTreeSet::from(["bookie-10".to_string()]));
         assert!(ledger_pods("{}").unwrap().is_empty());
         assert!(ledger_pods("<html>").is_err());
+    }
+
+    #[test]
+    fn only_an_elected_auditor_is_named() {
+        let info = |body: &str| serde_json::from_str::<ClusterInfo>(body).unwrap().auditor();
+        let elected = r#"{"auditorElected" : true, "auditorId" : "bookie-9.bookie.sp-x.svc.cluster.local:3181",
+            "clusterUnderReplicated" : false, "ledgerReplicationEnabled" : true, "totalBookiesCount" : 2}"#;
+        assert_eq!(info(elected).as_deref(), Some("bookie-9.bookie.sp-x.svc.cluster.local:3181"));
+        assert_eq!(info(r#"{"auditorElected" : false, "auditorId" : ""}"#), None);
+        assert_eq!(info(r#"{"auditorElected" : true, "auditorId" : ""}"#).as_deref(), Some("an unnamed bookie"));
     }
 
     #[test]
