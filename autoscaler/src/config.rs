@@ -54,7 +54,7 @@ pub struct Bookies {
     pub namespace: String,
 }
 
-/// A deliberate defect, for `scripts/self-check` to prove that the
+/// A deliberate defect, for `stateproof self-check` to prove that the
 /// autoscaler suites catch it. Never set in a real deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
